@@ -1,0 +1,71 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// Settings every target of ExtBundles compiles with: Swift 6 language mode (strict concurrency)
+/// and explicit `any` for existentials.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "ExtBundles",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "BundleCore", targets: ["BundleCore"]),
+        .library(name: "BundleArchive", targets: ["BundleArchive"]),
+        .executable(name: "extctl", targets: ["extctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        .target(
+            name: "BundleCore",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
+        .systemLibrary(
+            name: "CZstd",
+            pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]
+        ),
+        .target(
+            name: "BundleArchive",
+            dependencies: ["BundleCore", "CZstd"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "extctl",
+            dependencies: [
+                "BundleCore",
+                "BundleArchive",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "TestSupport",
+            dependencies: ["BundleCore"],
+            path: "Tests/TestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BundleCoreTests",
+            dependencies: ["BundleCore", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BundleArchiveTests",
+            dependencies: ["BundleArchive", "BundleCore", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ExtctlTests",
+            dependencies: ["extctl", "BundleArchive", "BundleCore", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,38 @@
+public import BundleCore
+import Foundation
+
+/// Hashing of whole files.
+public enum FileHashing {
+    /// The SHA-256 of the file at `path`, read in 1 MiB chunks.
+    public static func hash(fileAt path: String) throws(ArchiveError) -> ContentHash {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw ArchiveError.io("open", path: path, errno: errno) }
+        defer { close(fd) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
+        defer { buffer.deallocate() }
+        var hasher = ContentHasher()
+        while true {
+            let n = read(fd, buffer.baseAddress, buffer.count)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ArchiveError.io("read", path: path, errno: errno)
+            }
+            if n == 0 { break }
+            hasher.update(UnsafeRawBufferPointer(start: buffer.baseAddress, count: n))
+        }
+        return hasher.finalize()
+    }
+
+    /// Writes all of `chunk` to `fd`, retrying short writes and `EINTR`.
+    static func writeAll(_ fd: Int32, _ chunk: UnsafeRawBufferPointer, path: String) throws(ArchiveError) {
+        var offset = 0
+        while offset < chunk.count {
+            let n = write(fd, chunk.baseAddress! + offset, chunk.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ArchiveError.io("write", path: path, errno: errno)
+            }
+            offset += n
+        }
+    }
+}

@@ -1,0 +1,270 @@
+public import BundleCore
+import Foundation
+
+/// The result of packing a folder.
+public struct PackResult: Sendable, Equatable {
+    /// SHA-256 of the compressed bytes written.
+    public var contentHash: ContentHash
+    /// Compressed size.
+    public var size: Int64
+    /// Size of the tar stream.
+    public var tarSize: Int64
+    /// Entries written (files and directories).
+    public var entryCount: Int
+    /// Where the bundle was written (nil when packed to a sink).
+    public var output: String?
+}
+
+/// Deterministic packing of a folder into a `bundle.tar.zst`.
+///
+/// The same tree gives the same bytes, so the same content hash, on any machine: entries are
+/// sorted bytewise by path; every header has mtime 0 (or ``Configuration/mtime``, for
+/// `SOURCE_DATE_EPOCH`), owner 0:0 and empty owner names; modes are 0755 for directories and
+/// executables and 0644 for other files; headers are ustar with a pax record only where a name does
+/// not fit; the zstd frame records the exact content size and does not depend on the number of
+/// worker threads. Symlinks, devices, fifos and sockets in the tree are refused with their path.
+/// Nothing is written that ``BundleReader`` would refuse under the same ``ArchiveLimits``.
+public enum BundlePacker {
+    /// Packing settings.
+    public struct Configuration: Sendable, Equatable {
+        /// zstd settings. Default level 19, one worker per core, frame checksum on.
+        public var zstd: ZstdEncoder.Configuration
+        /// The mtime written in every header. Default 0.
+        public var mtime: Int64
+        /// Limits the packed tree must respect (entry count, path length, sizes).
+        public var limits: ArchiveLimits
+        /// Absolute paths to leave out (for example the output file when it lies inside the tree).
+        public var excluding: Set<String>
+
+        /// Creates a configuration.
+        public init(
+            zstd: ZstdEncoder.Configuration = .init(), mtime: Int64 = 0, limits: ArchiveLimits = .default,
+            excluding: Set<String> = []
+        ) {
+            self.zstd = zstd
+            self.mtime = mtime
+            self.limits = limits
+            self.excluding = excluding
+        }
+    }
+
+    struct SourceEntry {
+        var tarPath: [UInt8]
+        var relativePath: String
+        var isDirectory: Bool
+        var size: Int64
+        var executable: Bool
+    }
+
+    /// Packs `directory` into the file `output`, written through a temporary file in the same
+    /// folder and renamed into place only when complete. Also writes `<output>.sha256` holding
+    /// `<hex>\n`, as `alga pack` does.
+    public static func pack(
+        directory: String, to output: String, configuration: Configuration = .init()
+    ) throws(ArchiveError) -> PackResult {
+        let outputURL = URL(fileURLWithPath: output).standardizedFileURL
+        let outputDirectory = outputURL.deletingLastPathComponent().path
+        do {
+            try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
+        } catch {
+            throw ArchiveError.io("create output folder", path: outputDirectory, errno: EACCES)
+        }
+        var configuration = configuration
+        let resolved = outputURL.resolvingSymlinksInPath().path
+        configuration.excluding.formUnion([resolved, resolved + ".sha256"])
+        let entries = try scan(directory, configuration: configuration)
+
+        var template = Array("\(outputDirectory)/.\(outputURL.lastPathComponent).tmp-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else { throw ArchiveError.io("create output file", path: output, errno: errno) }
+        let temporary = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        do throws(ArchiveError) {
+            var result = try write(entries: entries, root: directory, configuration: configuration) { chunk throws(ArchiveError) in
+                try FileHashing.writeAll(fd, chunk, path: output)
+            }
+            guard fchmod(fd, 0o644) == 0, close(fd) == 0 else { throw ArchiveError.io("close", path: output, errno: errno) }
+            guard rename(temporary, outputURL.path) == 0 else {
+                throw ArchiveError.io("rename into place", path: output, errno: errno)
+            }
+            let sidecar = outputURL.path + ".sha256"
+            let text = Array((result.contentHash.hex + "\n").utf8)
+            guard FileManager.default.createFile(atPath: sidecar, contents: Data(text)) else {
+                throw ArchiveError.io("write", path: sidecar, errno: EACCES)
+            }
+            result.output = outputURL.path
+            return result
+        } catch {
+            close(fd)
+            unlink(temporary)
+            throw error
+        }
+    }
+
+    /// Packs `directory`, handing the compressed bytes to `sink` as they are produced.
+    public static func pack(
+        directory: String, configuration: Configuration = .init(),
+        into sink: (UnsafeRawBufferPointer) throws(ArchiveError) -> Void
+    ) throws(ArchiveError) -> PackResult {
+        let entries = try scan(directory, configuration: configuration)
+        return try write(entries: entries, root: directory, configuration: configuration, sink: sink)
+    }
+
+    // MARK: - Scanning
+
+    static func scan(_ root: String, configuration: Configuration) throws(ArchiveError) -> [SourceEntry] {
+        var info = stat()
+        guard stat(root, &info) == 0 else { throw ArchiveError.io("stat", path: root, errno: errno) }
+        guard (info.st_mode & S_IFMT) == S_IFDIR else {
+            throw ArchiveError(code: .archiveIO, reason: "not a directory", path: root)
+        }
+        let absoluteRoot = URL(fileURLWithPath: root).standardizedFileURL.resolvingSymlinksInPath().path
+        var entries: [SourceEntry] = []
+        try scanDirectory(absoluteRoot, relative: [], into: &entries, configuration: configuration)
+        entries.sort { $0.tarPath.lexicographicallyPrecedes($1.tarPath) }
+        let limits = configuration.limits
+        if entries.count > limits.entryCount {
+            throw ArchiveError.limitExceeded("entryCount", limitValue: Int64(limits.entryCount), actual: Int64(entries.count))
+        }
+        return entries
+    }
+
+    private static func scanDirectory(
+        _ absolute: String, relative: [UInt8], into entries: inout [SourceEntry], configuration: Configuration
+    ) throws(ArchiveError) {
+        guard let dir = opendir(absolute) else { throw ArchiveError.io("open directory", path: absolute, errno: errno) }
+        defer { closedir(dir) }
+        var names: [[UInt8]] = []
+        while let item = readdir(dir) {
+            let name = withUnsafeBytes(of: item.pointee.d_name) { raw in Array(raw.prefix { $0 != 0 }) }
+            if name == [UInt8(ascii: ".")] || name == [UInt8(ascii: "."), UInt8(ascii: ".")] { continue }
+            names.append(name)
+        }
+        for name in names {
+            let relativePath = relative.isEmpty ? name : relative + [UInt8(ascii: "/")] + name
+            let display = String(decoding: relativePath, as: UTF8.self)
+            let childAbsolute = absolute + "/" + String(decoding: name, as: UTF8.self)
+            guard String(validating: relativePath, as: UTF8.self) != nil else {
+                throw ArchiveError(code: .archiveInvalidPath, reason: "file name is not valid UTF-8", path: display)
+            }
+            if configuration.excluding.contains(childAbsolute) { continue }
+            var info = stat()
+            guard lstat(childAbsolute, &info) == 0 else { throw ArchiveError.io("stat", path: display, errno: errno) }
+            let type = info.st_mode & S_IFMT
+            let isDirectory = type == S_IFDIR
+            guard isDirectory || type == S_IFREG else {
+                let what = switch type {
+                case S_IFLNK: "symlink"
+                case S_IFIFO: "fifo"
+                case S_IFSOCK: "socket"
+                case S_IFCHR: "character device"
+                case S_IFBLK: "block device"
+                default: "special file"
+                }
+                throw ArchiveError(
+                    code: .packUnsupportedFile, reason: "cannot pack a \(what): only regular files and folders",
+                    path: display)
+            }
+            let tarPath = isDirectory ? relativePath + [UInt8(ascii: "/")] : relativePath
+            guard relativePath.count <= configuration.limits.pathLength else {
+                throw ArchiveError.limitExceeded(
+                    "pathLength", limitValue: Int64(configuration.limits.pathLength),
+                    actual: Int64(relativePath.count), path: display)
+            }
+            entries.append(
+                SourceEntry(
+                    tarPath: tarPath, relativePath: childAbsolute, isDirectory: isDirectory,
+                    size: isDirectory ? 0 : Int64(info.st_size), executable: info.st_mode & 0o111 != 0))
+            if entries.count > configuration.limits.entryCount {
+                throw ArchiveError.limitExceeded(
+                    "entryCount", limitValue: Int64(configuration.limits.entryCount), actual: Int64(entries.count))
+            }
+            if isDirectory {
+                try scanDirectory(childAbsolute, relative: relativePath, into: &entries, configuration: configuration)
+            }
+        }
+    }
+
+    // MARK: - Writing
+
+    private static func write(
+        entries: [SourceEntry], root: String, configuration: Configuration,
+        sink: (UnsafeRawBufferPointer) throws(ArchiveError) -> Void
+    ) throws(ArchiveError) -> PackResult {
+        let mtime = configuration.mtime
+        let headers = entries.map {
+            TarWriter.header(
+                path: $0.tarPath, isDirectory: $0.isDirectory, size: $0.size,
+                mode: $0.isDirectory || $0.executable ? 0o755 : 0o644, mtime: mtime)
+        }
+        var tarSize = Int64(TarWriter.endOfArchive.count)
+        for (entry, header) in zip(entries, headers) {
+            tarSize += Int64(header.count) + entry.size + TarWriter.padding(entry.size)
+        }
+        let limits = configuration.limits
+        guard tarSize <= limits.decompressedBytes else {
+            throw ArchiveError.limitExceeded("decompressedBytes", limitValue: limits.decompressedBytes, actual: tarSize)
+        }
+        let encoder = try ZstdEncoder(configuration: configuration.zstd, pledgedSize: UInt64(tarSize))
+        var hasher = ContentHasher()
+        var compressed: Int64 = 0
+        func emit(_ chunk: UnsafeRawBufferPointer) throws(ArchiveError) {
+            compressed += Int64(chunk.count)
+            guard compressed <= limits.compressedBytes else {
+                throw ArchiveError.limitExceeded("compressedBytes", limitValue: limits.compressedBytes, actual: compressed)
+            }
+            hasher.update(chunk)
+            try sink(chunk)
+        }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
+        defer { buffer.deallocate() }
+        var fill = 0
+        func flush() throws(ArchiveError) {
+            try encoder.encode(UnsafeRawBufferPointer(start: buffer.baseAddress, count: fill), into: emit)
+            fill = 0
+        }
+        func append(_ bytes: [UInt8]) throws(ArchiveError) {
+            var offset = 0
+            while offset < bytes.count {
+                let take = min(bytes.count - offset, buffer.count - fill)
+                bytes.withUnsafeBytes { source in
+                    (buffer.baseAddress! + fill).copyMemory(from: source.baseAddress! + offset, byteCount: take)
+                }
+                fill += take
+                offset += take
+                if fill == buffer.count { try flush() }
+            }
+        }
+        for (entry, header) in zip(entries, headers) {
+            try append(header)
+            guard !entry.isDirectory else { continue }
+            let display = String(decoding: entry.tarPath, as: UTF8.self)
+            let fd = open(entry.relativePath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+            guard fd >= 0 else { throw ArchiveError.io("open", path: display, errno: errno) }
+            defer { close(fd) }
+            var copied: Int64 = 0
+            while true {
+                let n = read(fd, buffer.baseAddress! + fill, buffer.count - fill)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw ArchiveError.io("read", path: display, errno: errno)
+                }
+                if n == 0 { break }
+                copied += Int64(n)
+                guard copied <= entry.size else { break }
+                fill += n
+                if fill == buffer.count { try flush() }
+            }
+            guard copied == entry.size else {
+                throw ArchiveError(
+                    code: .packSourceChanged, reason: "file changed size while packing (expected \(entry.size) bytes)",
+                    path: display, actual: copied)
+            }
+            try append([UInt8](repeating: 0, count: Int(TarWriter.padding(entry.size))))
+        }
+        try append(TarWriter.endOfArchive)
+        try flush()
+        try encoder.finish(into: emit)
+        return PackResult(
+            contentHash: hasher.finalize(), size: compressed, tarSize: tarSize, entryCount: entries.count, output: nil)
+    }
+}

@@ -1,0 +1,387 @@
+/// The type of a tar entry, as its header declares it.
+public enum TarEntryKind: Sendable, Equatable, CustomStringConvertible {
+    /// A regular file (`0`, NUL, or `7` contiguous).
+    case regular
+    /// A directory (`5`).
+    case directory
+    /// A hard link (`1`).
+    case hardlink
+    /// A symbolic link (`2`).
+    case symlink
+    /// A character device (`3`).
+    case characterDevice
+    /// A block device (`4`).
+    case blockDevice
+    /// A named pipe (`6`).
+    case fifo
+    /// A GNU sparse file (`S`, or pax `GNU.sparse.*` records).
+    case sparse
+    /// Any other type flag.
+    case other(UInt8)
+
+    init(typeflag: UInt8) {
+        switch typeflag {
+        case 0, UInt8(ascii: "0"), UInt8(ascii: "7"): self = .regular
+        case UInt8(ascii: "1"): self = .hardlink
+        case UInt8(ascii: "2"): self = .symlink
+        case UInt8(ascii: "3"): self = .characterDevice
+        case UInt8(ascii: "4"): self = .blockDevice
+        case UInt8(ascii: "5"): self = .directory
+        case UInt8(ascii: "6"): self = .fifo
+        case UInt8(ascii: "S"): self = .sparse
+        default: self = .other(typeflag)
+        }
+    }
+
+    /// A word for messages: `symlink`, `hardlink`, ...
+    public var description: String {
+        switch self {
+        case .regular: "regular file"
+        case .directory: "directory"
+        case .hardlink: "hardlink"
+        case .symlink: "symlink"
+        case .characterDevice: "character device"
+        case .blockDevice: "block device"
+        case .fifo: "fifo"
+        case .sparse: "sparse file"
+        case .other(let flag):
+            (0x20..<0x7f).contains(flag) ? "entry of type '\(Character(Unicode.Scalar(flag)))'" : "entry of type \(flag)"
+        }
+    }
+}
+
+/// One tar entry's header, after pax and GNU long-name records were applied.
+public struct TarHeader: Sendable, Equatable {
+    /// The path bytes exactly as recorded (pax `path`, GNU `L`, or ustar prefix + name).
+    public var rawPath: [UInt8]
+    /// The type.
+    public var kind: TarEntryKind
+    /// Bytes of data that follow the header.
+    public var size: Int64
+    /// The permission bits.
+    public var mode: UInt32
+    /// Modification time, seconds since the epoch.
+    public var mtime: Int64
+    /// The link target of a symlink or hardlink.
+    public var linkName: [UInt8]
+    /// Offset of the entry's (first) header in the tar stream.
+    public var offset: Int64
+
+    /// The path as text for messages, with invalid UTF-8 repaired.
+    public var displayPath: String { String(decoding: rawPath, as: UTF8.self) }
+}
+
+/// Receives the events of a ``TarParser``.
+public protocol TarParserDelegate: AnyObject {
+    /// A header was read; its data (``TarHeader/size`` bytes) follows in ``tarData(_:)`` calls.
+    func tarHeader(_ header: TarHeader) throws(ArchiveError)
+    /// A piece of the current entry's data.
+    func tarData(_ chunk: UnsafeRawBufferPointer) throws(ArchiveError)
+    /// The current entry's data is complete.
+    func tarEntryEnd() throws(ArchiveError)
+}
+
+/// A push parser for tar streams: ustar, GNU (`L`/`K` long names, base-256 numbers) and pax
+/// (`x`/`g` records: path, linkpath, size, mtime). Header checksums are checked; a missing
+/// end-of-archive marker is tolerated when the stream ends on an entry boundary.
+///
+/// Feed it the decompressed stream in chunks of any size with ``consume(_:)``, then call
+/// ``finish()``. It holds at most one header block and one metadata record in memory.
+public final class TarParser {
+    private enum State {
+        case header
+        case data(remaining: Int64)
+        case meta(kind: UInt8, remaining: Int64)
+        case padding(remaining: Int)
+        case end
+    }
+
+    private unowned let delegate: any TarParserDelegate
+    private let metadataLimit: Int
+    private var state = State.header
+    private var block = [UInt8](repeating: 0, count: 512)
+    private var blockFill = 0
+    private var meta: [UInt8] = []
+    private var pendingPax: [String: [UInt8]] = [:]
+    private var globalPax: [String: [UInt8]] = [:]
+    private var pendingLongName: [UInt8]?
+    private var pendingLongLink: [UInt8]?
+    private var entryStart: Int64?
+    private var current: TarHeader?
+    /// Bytes consumed so far.
+    public private(set) var offset: Int64 = 0
+    /// Whether an end-of-archive block was seen.
+    public private(set) var sawEndMarker = false
+
+    /// Creates a parser reporting to `delegate` (held unowned: keep it alive while parsing).
+    public init(delegate: any TarParserDelegate, metadataLimit: Int = ArchiveLimits.default.metadataBytes) {
+        self.delegate = delegate
+        self.metadataLimit = metadataLimit
+    }
+
+    /// Parses the next piece of the tar stream.
+    public func consume(_ bytes: UnsafeRawBufferPointer) throws(ArchiveError) {
+        var index = 0
+        let count = bytes.count
+        while index < count {
+            switch state {
+            case .header:
+                let take = min(512 - blockFill, count - index)
+                block.withUnsafeMutableBytes { dst in
+                    dst.baseAddress!.advanced(by: blockFill).copyMemory(
+                        from: bytes.baseAddress!.advanced(by: index), byteCount: take)
+                }
+                blockFill += take
+                index += take
+                offset += Int64(take)
+                if blockFill == 512 {
+                    blockFill = 0
+                    try processHeader()
+                }
+            case .data(let remaining):
+                let take = Int(min(remaining, Int64(count - index)))
+                try delegate.tarData(UnsafeRawBufferPointer(rebasing: bytes[index..<(index + take)]))
+                index += take
+                offset += Int64(take)
+                if remaining == Int64(take) {
+                    state = .padding(remaining: Self.padding(for: current?.size ?? 0))
+                    current = nil
+                    try delegate.tarEntryEnd()
+                } else {
+                    state = .data(remaining: remaining - Int64(take))
+                }
+            case .meta(let kind, let remaining):
+                let take = Int(min(remaining, Int64(count - index)))
+                meta.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[index..<(index + take)]))
+                index += take
+                offset += Int64(take)
+                if remaining == Int64(take) {
+                    state = .padding(remaining: Self.padding(for: Int64(meta.count)))
+                    try processMeta(kind: kind)
+                } else {
+                    state = .meta(kind: kind, remaining: remaining - Int64(take))
+                }
+            case .padding(let remaining):
+                let take = min(remaining, count - index)
+                index += take
+                offset += Int64(take)
+                state = remaining == take ? .header : .padding(remaining: remaining - take)
+            case .end:
+                offset += Int64(count - index)
+                index = count
+            }
+        }
+    }
+
+    /// Confirms the stream did not stop inside a header, a record or an entry's data.
+    public func finish() throws(ArchiveError) {
+        switch state {
+        case .header where blockFill == 0 && pendingLongName == nil && pendingLongLink == nil && pendingPax.isEmpty:
+            return
+        case .end, .padding:
+            return
+        case .data(let remaining):
+            let header = current
+            throw ArchiveError(
+                code: .tarTruncated,
+                reason: "tar stream ends inside an entry's data: \(remaining) of \(header?.size ?? 0) bytes missing",
+                path: header?.displayPath, actual: (header?.size ?? 0) - remaining, offset: header?.offset)
+        case .header, .meta:
+            throw ArchiveError(
+                code: .tarTruncated, reason: "tar stream ends inside a header", offset: entryStart ?? offset)
+        }
+    }
+
+    private static func padding(for size: Int64) -> Int { Int((512 - size % 512) % 512) }
+
+    private func processHeader() throws(ArchiveError) {
+        let headerOffset = offset - 512
+        if entryStart == nil { entryStart = headerOffset }
+        let isZero = block.withUnsafeBytes { raw in
+            raw.withMemoryRebound(to: UInt64.self) { words in words.allSatisfy { $0 == 0 } }
+        }
+        if isZero {
+            sawEndMarker = true
+            state = .end
+            return
+        }
+        try verifyChecksum(at: headerOffset)
+        let typeflag = block[156]
+        let isUstar = block[257..<263].elementsEqual("ustar\0".utf8)
+        let size = try number(124, 12, field: "size", at: headerOffset)
+        guard size >= 0 else {
+            throw ArchiveError(code: .tarMalformed, reason: "negative size field", offset: headerOffset)
+        }
+        switch typeflag {
+        case UInt8(ascii: "x"), UInt8(ascii: "g"), UInt8(ascii: "L"), UInt8(ascii: "K"):
+            guard size <= Int64(metadataLimit) else {
+                throw ArchiveError.limitExceeded("metadataBytes", limitValue: Int64(metadataLimit), actual: size)
+            }
+            meta.removeAll(keepingCapacity: true)
+            state = size == 0 ? .header : .meta(kind: typeflag, remaining: size)
+            if size == 0 { try processMeta(kind: typeflag) }
+            return
+        default:
+            break
+        }
+        var path = pendingPax["path"] ?? globalPax["path"] ?? pendingLongName
+        if path == nil {
+            let name = field(0, 100)
+            if isUstar, block[345] != 0 {
+                path = field(345, 155) + [UInt8(ascii: "/")] + name
+            } else {
+                path = name
+            }
+        }
+        var kind = TarEntryKind(typeflag: typeflag)
+        if pendingPax.keys.contains(where: { $0.hasPrefix("GNU.sparse.") }) { kind = .sparse }
+        var entrySize = size
+        if let paxSize = pendingPax["size"] ?? globalPax["size"] {
+            guard let value = Self.decimal(paxSize), value >= 0 else {
+                throw ArchiveError(code: .tarMalformed, reason: "pax size record is not a number", offset: headerOffset)
+            }
+            entrySize = value
+        }
+        var mtime = try number(136, 12, field: "mtime", at: headerOffset)
+        if let paxTime = pendingPax["mtime"] ?? globalPax["mtime"] {
+            let whole = paxTime.split(separator: UInt8(ascii: "."), maxSplits: 1, omittingEmptySubsequences: false).first ?? []
+            guard let value = Self.decimal(Array(whole)) else {
+                throw ArchiveError(code: .tarMalformed, reason: "pax mtime record is not a number", offset: headerOffset)
+            }
+            mtime = value
+        }
+        let mode = try number(100, 8, field: "mode", at: headerOffset)
+        let header = TarHeader(
+            rawPath: path!, kind: kind, size: entrySize, mode: UInt32(truncatingIfNeeded: mode & 0o7777),
+            mtime: mtime, linkName: pendingPax["linkpath"] ?? pendingLongLink ?? field(157, 100),
+            offset: entryStart ?? headerOffset)
+        pendingPax.removeAll(keepingCapacity: true)
+        pendingLongName = nil
+        pendingLongLink = nil
+        entryStart = nil
+        // Only regular files, directories (old GNU dumpdirs) and unknown types carry data;
+        // for links, devices and fifos the size field does not describe following blocks.
+        let dataSize: Int64
+        switch kind {
+        case .hardlink, .symlink, .characterDevice, .blockDevice, .fifo: dataSize = 0
+        default: dataSize = entrySize
+        }
+        current = header
+        current?.size = dataSize
+        try delegate.tarHeader(header)
+        if dataSize == 0 {
+            current = nil
+            try delegate.tarEntryEnd()
+            state = .header
+        } else {
+            state = .data(remaining: dataSize)
+        }
+    }
+
+    private func processMeta(kind: UInt8) throws(ArchiveError) {
+        switch kind {
+        case UInt8(ascii: "x"): try parsePax(into: &pendingPax)
+        case UInt8(ascii: "g"): try parsePax(into: &globalPax)
+        case UInt8(ascii: "L"): pendingLongName = Array(meta.prefix { $0 != 0 })
+        default: pendingLongLink = Array(meta.prefix { $0 != 0 })
+        }
+    }
+
+    /// Parses `"<len> <key>=<value>\n"` records.
+    private func parsePax(into records: inout [String: [UInt8]]) throws(ArchiveError) {
+        var index = 0
+        let at = offset - Int64(meta.count)
+        while index < meta.count {
+            if meta[index] == 0 { break }  // NUL padding after the last record
+            guard let space = meta[index...].firstIndex(of: UInt8(ascii: " ")),
+                let length = Self.decimal(Array(meta[index..<space])), length > 0,
+                index + Int(length) <= meta.count, meta[index + Int(length) - 1] == UInt8(ascii: "\n"),
+                let equals = meta[(space + 1)..<(index + Int(length))].firstIndex(of: UInt8(ascii: "="))
+            else {
+                throw ArchiveError(code: .tarMalformed, reason: "malformed pax record", offset: at)
+            }
+            let key = String(decoding: meta[(space + 1)..<equals], as: UTF8.self)
+            records[key] = Array(meta[(equals + 1)..<(index + Int(length) - 1)])
+            index += Int(length)
+        }
+    }
+
+    private func verifyChecksum(at headerOffset: Int64) throws(ArchiveError) {
+        var unsigned = 0
+        var signed = 0
+        for (index, byte) in block.enumerated() {
+            let value = (148..<156).contains(index) ? 0x20 : byte
+            unsigned += Int(value)
+            signed += Int(Int8(bitPattern: value))
+        }
+        let stored = try number(148, 8, field: "checksum", at: headerOffset)
+        guard stored == Int64(unsigned) || stored == Int64(signed) else {
+            throw ArchiveError(
+                code: .tarChecksum,
+                reason: "tar header checksum mismatch: expected \(stored), computed \(unsigned)",
+                path: String(decoding: field(0, 100), as: UTF8.self), offset: headerOffset)
+        }
+    }
+
+    private func field(_ start: Int, _ length: Int) -> [UInt8] {
+        Array(block[start..<(start + length)].prefix { $0 != 0 })
+    }
+
+    /// An octal field (NUL/space terminated) or a GNU base-256 field.
+    private func number(_ start: Int, _ length: Int, field name: String, at headerOffset: Int64) throws(ArchiveError) -> Int64 {
+        let bytes = block[start..<(start + length)]
+        if let first = bytes.first, first & 0x80 != 0 {
+            // Base-256: two's complement big-endian; 0xff marks a negative number.
+            guard first == 0x80 || first == 0xff else {
+                throw ArchiveError(code: .tarMalformed, reason: "bad base-256 \(name) field", offset: headerOffset)
+            }
+            let negative = first == 0xff
+            var value: UInt64 = 0
+            for byte in bytes.dropFirst() {
+                guard value >> 56 == 0 || (negative && value >> 56 == 0xff) else {
+                    throw ArchiveError(code: .tarMalformed, reason: "\(name) field overflows", offset: headerOffset)
+                }
+                value = value << 8 | UInt64(negative ? ~byte : byte)
+            }
+            guard value <= UInt64(Int64.max) else {
+                throw ArchiveError(code: .tarMalformed, reason: "\(name) field overflows", offset: headerOffset)
+            }
+            return negative ? -Int64(value) - 1 : Int64(value)
+        }
+        var value: Int64 = 0
+        var index = bytes.startIndex
+        while index < bytes.endIndex, bytes[index] == UInt8(ascii: " ") { index += 1 }
+        while index < bytes.endIndex, (UInt8(ascii: "0")...UInt8(ascii: "7")).contains(bytes[index]) {
+            guard value < (Int64.max >> 3) else {
+                throw ArchiveError(code: .tarMalformed, reason: "\(name) field overflows", offset: headerOffset)
+            }
+            value = value << 3 | Int64(bytes[index] - UInt8(ascii: "0"))
+            index += 1
+        }
+        while index < bytes.endIndex {
+            guard bytes[index] == 0 || bytes[index] == UInt8(ascii: " ") else {
+                throw ArchiveError(
+                    code: .tarMalformed, reason: "\(name) field is not an octal number", offset: headerOffset)
+            }
+            index += 1
+        }
+        return value
+    }
+
+    /// A plain decimal number, optionally negative.
+    static func decimal(_ bytes: [UInt8]) -> Int64? {
+        var digits = bytes[...]
+        var negative = false
+        if digits.first == UInt8(ascii: "-") {
+            negative = true
+            digits = digits.dropFirst()
+        }
+        guard !digits.isEmpty, digits.count <= 18 else { return nil }
+        var value: Int64 = 0
+        for byte in digits {
+            guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) else { return nil }
+            value = value * 10 + Int64(byte - UInt8(ascii: "0"))
+        }
+        return negative ? -value : value
+    }
+}

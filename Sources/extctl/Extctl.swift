@@ -1,0 +1,59 @@
+import ArgumentParser
+import BundleCore
+import Foundation
+
+/// `extctl`: pack, inspect, unpack and hash extension bundles.
+///
+/// Exit status: 0 on success, 1 when the input is refused (the error code and message go to
+/// stderr), 2 on a usage error.
+@main
+struct Extctl: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "extctl",
+        abstract: "Build, inspect and unpack extension bundles (bundle.tar.zst).",
+        subcommands: [Pack.self, Unpack.self, Inspect.self, Hash.self]
+    )
+
+    static func main() async {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        do {
+            var command = try parseAsRoot(arguments)
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let error as any ExtBundlesError {
+            Console.error("error: \(error.summary)")
+            Foundation.exit(1)
+        } catch let error as RefusedInput {
+            Console.error("error: \(error.message)")
+            Foundation.exit(1)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                exit(withError: error)  // --help, --version
+            }
+            if error is ExitCode {
+                Foundation.exit(code.rawValue)
+            }
+            Console.error(fullMessage(for: error))
+            Foundation.exit(2)
+        }
+    }
+}
+
+/// Input refused for a reason that has no library error type (exit status 1).
+struct RefusedInput: Error {
+    var message: String
+}
+
+enum Console {
+    static func error(_ text: String) {
+        FileHandle.standardError.write(Data(("extctl: " + text + "\n").utf8))
+    }
+
+    static func out(_ text: String) {
+        print(text)
+    }
+}

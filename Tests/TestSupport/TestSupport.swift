@@ -1,0 +1,155 @@
+import Foundation
+
+/// The result of running a process.
+public struct ProcessResult: Sendable {
+    /// Exit status (or 128 + signal).
+    public var status: Int32
+    /// Standard output.
+    public var stdout: String
+    /// Standard error.
+    public var stderr: String
+}
+
+/// Helpers shared by the test targets: temporary folders, running real tools, comparing trees.
+public enum TestSupport {
+    /// The folder of the test build products (where `extctl` is built).
+    public static var productsDirectory: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+    }
+
+    /// The `extctl` binary built with the tests (override with `EXTCTL`).
+    public static var extctl: String {
+        ProcessInfo.processInfo.environment["EXTCTL"] ?? productsDirectory.appendingPathComponent("extctl").path
+    }
+
+    /// The repository root (two levels above this file's folder).
+    public static var repositoryRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
+
+    /// A fresh empty folder under the system temporary folder.
+    public static func makeTemporaryDirectory(_ label: String = "test") throws -> String {
+        let base = (ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp") + "/extbundles-\(label)-XXXXXX"
+        var template = Array(base.utf8CString)
+        guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
+            throw POSIXError(.EIO)
+        }
+        return String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Runs `arguments[0]` (looked up on PATH) with the rest as arguments.
+    @discardableResult
+    public static func run(
+        _ arguments: [String], cwd: String? = nil, environment: [String: String] = [:], stdin: Data? = nil
+    ) throws -> ProcessResult {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        if let cwd { process.currentDirectoryURL = URL(fileURLWithPath: cwd) }
+        var env = ProcessInfo.processInfo.environment
+        env.merge(environment) { _, new in new }
+        process.environment = env
+        let out = Pipe()
+        let err = Pipe()
+        let input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(stdin) }
+        try input.fileHandleForWriting.close()
+        // Read both pipes concurrently so a chatty child cannot block on a full pipe.
+        let errData = LockedData()
+        let reader = Thread { errData.set(err.fileHandleForReading.readDataToEndOfFile()) }
+        reader.start()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        while !errData.isSet { usleep(1000) }
+        let status = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+        return ProcessResult(
+            status: status, stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData.value, as: UTF8.self))
+    }
+
+    /// Runs a shell command line with `bash -c`, failing the caller if it exits non-zero.
+    @discardableResult
+    public static func sh(_ script: String, cwd: String? = nil, environment: [String: String] = [:]) throws -> String {
+        let result = try run(["bash", "-c", "set -euo pipefail; " + script], cwd: cwd, environment: environment)
+        guard result.status == 0 else {
+            throw CommandFailed(command: script, result: result)
+        }
+        return result.stdout
+    }
+
+    /// Writes `contents` at `root/relative`, creating folders.
+    public static func write(_ contents: [UInt8], to relative: String, in root: String) throws {
+        let url = URL(fileURLWithPath: root).appendingPathComponent(relative)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data(contents).write(to: url)
+    }
+
+    /// Deterministic pseudo-random bytes (SplitMix64), incompressible.
+    public static func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
+        var state = seed
+        var out = [UInt8](repeating: 0, count: count)
+        out.withUnsafeMutableBytes { raw in
+            var index = 0
+            while index < count {
+                state &+= 0x9E37_79B9_7F4A_7C15
+                var z = state
+                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+                z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+                z ^= z >> 31
+                for shift in stride(from: 0, to: 64, by: 8) where index < count {
+                    raw[index] = UInt8(truncatingIfNeeded: z >> UInt64(shift))
+                    index += 1
+                }
+            }
+        }
+        return out
+    }
+
+    /// Every regular file under `root` (relative path → bytes), and every directory (value nil).
+    public static func snapshot(_ root: String) throws -> [String: [UInt8]?] {
+        var result: [String: [UInt8]?] = [:]
+        let rootURL = URL(fileURLWithPath: root)
+        guard let walker = FileManager.default.enumerator(atPath: root) else { return result }
+        while let relative = walker.nextObject() as? String {
+            let url = rootURL.appendingPathComponent(relative)
+            var isDirectory: ObjCBool = false
+            _ = FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory)
+            result[relative] = isDirectory.boolValue ? .some(nil) : .some(Array(try Data(contentsOf: url)))
+        }
+        return result
+    }
+
+    /// The regular files only (relative path → bytes).
+    public static func files(_ root: String) throws -> [String: [UInt8]] {
+        try snapshot(root).compactMapValues { $0 }
+    }
+
+    /// Names in `directory` (not recursive), sorted.
+    public static func listing(_ directory: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
+    }
+}
+
+/// A shell command that exited non-zero.
+public struct CommandFailed: Error, CustomStringConvertible {
+    /// The command line.
+    public var command: String
+    /// What it printed and returned.
+    public var result: ProcessResult
+
+    /// The command, status and stderr.
+    public var description: String { "command failed (\(result.status)): \(command)\n\(result.stderr)" }
+}
+
+private final class LockedData: @unchecked Sendable {
+    private let lock = NSLock()
+    private var data: Data?
+
+    func set(_ value: Data) { lock.withLock { data = value } }
+    var isSet: Bool { lock.withLock { data != nil } }
+    var value: Data { lock.withLock { data ?? Data() } }
+}
