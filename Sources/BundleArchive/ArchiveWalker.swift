@@ -19,6 +19,15 @@ public struct ArchiveEntry: Sendable, Equatable, Codable {
     /// Modification time as recorded, seconds since the epoch.
     public var mtime: Int64
 
+    /// Creates an entry.
+    public init(path: String, kind: Kind, size: Int64, mode: UInt32, mtime: Int64) {
+        self.path = path
+        self.kind = kind
+        self.size = size
+        self.mode = mode
+        self.mtime = mtime
+    }
+
     /// Whether any execute bit is set.
     public var isExecutable: Bool { mode & 0o111 != 0 }
 }
