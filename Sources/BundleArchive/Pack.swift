@@ -62,6 +62,7 @@ public enum BundlePacker {
     public static func pack(
         directory: String, to output: String, configuration: Configuration = .init()
     ) throws(ArchiveError) -> PackResult {
+        try configuration.zstd.validate()
         let outputURL = URL(fileURLWithPath: output).standardizedFileURL
         let outputDirectory = outputURL.deletingLastPathComponent().path
         do {
@@ -112,6 +113,7 @@ public enum BundlePacker {
     // MARK: - Scanning
 
     static func scan(_ root: String, configuration: Configuration) throws(ArchiveError) -> [SourceEntry] {
+        try configuration.zstd.validate()
         var info = stat()
         guard stat(root, &info) == 0 else { throw ArchiveError.io("stat", path: root, errno: errno) }
         guard (info.st_mode & S_IFMT) == S_IFDIR else {

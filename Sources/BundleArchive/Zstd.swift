@@ -142,6 +142,18 @@ public final class ZstdEncoder {
             self.workers = workers
             self.checksum = checksum
         }
+
+        /// Checks the level against libzstd's bounds and that `workers` is not negative.
+        public func validate() throws(ArchiveError) {
+            let bounds = ZSTD_cParam_getBounds(ZSTD_c_compressionLevel)
+            guard level >= Int(bounds.lowerBound), level <= Int(bounds.upperBound) else {
+                throw ArchiveError(
+                    code: .zstdEncoder, reason: "compression level \(level) is outside \(bounds.lowerBound)...\(bounds.upperBound)")
+            }
+            guard workers >= 0 else {
+                throw ArchiveError(code: .zstdEncoder, reason: "worker count \(workers) is negative")
+            }
+        }
     }
 
     private let context: OpaquePointer
@@ -156,13 +168,12 @@ public final class ZstdEncoder {
         }
         self.context = context
         self.output = .allocate(byteCount: ZSTD_CStreamOutSize() * 8, alignment: 64)
-        let bounds = ZSTD_cParam_getBounds(ZSTD_c_compressionLevel)
-        guard configuration.level >= Int(bounds.lowerBound), configuration.level <= Int(bounds.upperBound) else {
+        do throws(ArchiveError) {
+            try configuration.validate()
+        } catch {
             ZSTD_freeCCtx(context)
             output.deallocate()
-            throw ArchiveError(
-                code: .zstdEncoder,
-                reason: "compression level \(configuration.level) is outside \(bounds.lowerBound)...\(bounds.upperBound)")
+            throw error
         }
         let workers = configuration.workers > 0 ? configuration.workers : Self.coreCount
         let settings: [(ZSTD_cParameter, Int32)] = [
