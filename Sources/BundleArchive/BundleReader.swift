@@ -63,9 +63,10 @@ public final class BundleReader {
 }
 
 extension BundleReader {
-    /// Reads a bundle file: one thread reads, hashes (optionally) and decodes, while the calling
-    /// thread parses the tar stream and runs `visitor`, so decoding overlaps with what the visitor
-    /// does (writing files, for extraction). Memory: four 1 MiB chunks plus the zstd window.
+    /// Reads a bundle file in three stages on three threads: one reads (and optionally hashes)
+    /// the compressed bytes, one decodes zstd, and the calling thread parses the tar stream and
+    /// runs `visitor`. Hashing, decompression and the visitor's work (writing files, for
+    /// extraction) overlap. Memory: eight 1 MiB chunks plus the zstd window.
     public static func read(
         fileAt path: String, visitor: any ArchiveVisitor, limits: ArchiveLimits = .default, computeHash: Bool = false
     ) throws(ArchiveError) -> BundleReadSummary {
@@ -78,166 +79,223 @@ extension BundleReader {
             throw ArchiveError.limitExceeded(
                 "compressedBytes", limitValue: limits.compressedBytes, actual: Int64(info.st_size))
         }
-        let pipe = DecodePipe(fd: fd, limits: limits, computeHash: computeHash)
+        let decoder = try ZstdDecoder(windowLogMax: limits.windowLogMax)
+        let compressed = ChunkQueue()
+        let decoded = ChunkQueue()
+        let stages = FileStages(fd: fd, path: path, limits: limits, computeHash: computeHash, decoder: decoder)
+        let group = DispatchGroup()
+        let work: [@Sendable () -> Void] = [
+            { stages.readStage(into: compressed) }, { stages.decodeStage(from: compressed, into: decoded) },
+        ]
+        for stage in work {
+            group.enter()
+            let thread = Thread {
+                stage()
+                group.leave()
+            }
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
         let walker = ArchiveWalker(visitor: visitor, limits: limits)
         let parser = TarParser(delegate: walker, metadataLimit: limits.metadataBytes)
-        let producer = Thread { pipe.produce() }
-        producer.stackSize = 1 << 20
-        producer.start()
         var failure: ArchiveError?
-        do {
-            while let (index, count) = try pipe.next() {
-                defer { pipe.recycle(index) }
-                try parser.consume(UnsafeRawBufferPointer(start: pipe.buffers[index].baseAddress, count: count))
+        do throws(ArchiveError) {
+            while let (index, count) = try decoded.next() {
+                defer { decoded.recycle(index) }
+                try parser.consume(UnsafeRawBufferPointer(start: decoded.buffers[index].baseAddress, count: count))
             }
             try parser.finish()
         } catch {
             failure = error
         }
-        pipe.stopAndWait()
+        decoded.stop()
+        compressed.stop()
+        group.wait()
         if let failure { throw failure }
         return BundleReadSummary(
-            compressedBytes: pipe.compressedBytes, decompressedBytes: pipe.decodedBytes,
-            entryCount: walker.entryCount, contentHash: pipe.contentHash)
+            compressedBytes: stages.compressedBytes, decompressedBytes: decoder.decodedBytes,
+            entryCount: walker.entryCount, contentHash: stages.contentHash)
     }
 }
 
-/// A bounded single-producer, single-consumer hand-off of decoded chunks between the decoding
-/// thread and the parsing thread. All mutable state is guarded by `condition`.
-private final class DecodePipe: @unchecked Sendable {
+/// The two producer stages of ``BundleReader/read(fileAt:visitor:limits:computeHash:)``. Each
+/// property is written by one stage only and read by the caller after both stages have left.
+private final class FileStages: @unchecked Sendable {
+    let fd: Int32
+    let path: String
+    let limits: ArchiveLimits
+    let decoder: ZstdDecoder
+    var hasher: ContentHasher?
+    var compressedBytes: Int64 = 0
+    var contentHash: ContentHash?
+
+    init(fd: Int32, path: String, limits: ArchiveLimits, computeHash: Bool, decoder: ZstdDecoder) {
+        self.fd = fd
+        self.path = path
+        self.limits = limits
+        self.decoder = decoder
+        self.hasher = computeHash ? ContentHasher() : nil
+    }
+
+    /// Reads and hashes the file into `queue`.
+    func readStage(into queue: ChunkQueue) {
+        do throws(ArchiveError) {
+            while let index = queue.takeFree() {
+                let buffer = queue.buffers[index]
+                let n = read(fd, buffer.baseAddress, buffer.count)
+                if n < 0 {
+                    queue.recycle(index)
+                    if errno == EINTR { continue }
+                    throw ArchiveError.io("read", path: path, errno: errno)
+                }
+                if n == 0 {
+                    queue.recycle(index)
+                    contentHash = hasher?.finalize()
+                    queue.finish(nil)
+                    return
+                }
+                compressedBytes += Int64(n)
+                guard compressedBytes <= limits.compressedBytes else {
+                    throw ArchiveError.limitExceeded(
+                        "compressedBytes", limitValue: limits.compressedBytes, actual: compressedBytes)
+                }
+                hasher?.update(UnsafeRawBufferPointer(start: buffer.baseAddress, count: n))
+                queue.publish(index, count: n)
+            }
+        } catch {
+            queue.finish(error)
+        }
+    }
+
+    /// Decodes chunks from `input` into full chunks of `output`.
+    func decodeStage(from input: ChunkQueue, into output: ChunkQueue) {
+        do throws(ArchiveError) {
+            var pending: (index: Int, count: Int, position: Int)?
+            var inputDone = false
+            while let index = output.takeFree() {
+                let buffer = output.buffers[index]
+                var fill = 0
+                var drained = false
+                while fill < buffer.count {
+                    if pending == nil && !inputDone {
+                        if let (next, count) = try input.next() {
+                            pending = (next, count, 0)
+                        } else {
+                            inputDone = true
+                        }
+                    }
+                    var produced = 0
+                    if var chunk = pending {
+                        let view = UnsafeRawBufferPointer(start: input.buffers[chunk.index].baseAddress, count: chunk.count)
+                        produced = try decoder.decode(
+                            view, position: &chunk.position, into: UnsafeMutableRawBufferPointer(rebasing: buffer[fill...]),
+                            maxOutput: limits.decompressedBytes)
+                        if chunk.position == chunk.count {
+                            input.recycle(chunk.index)
+                            pending = nil
+                        } else {
+                            pending = chunk
+                        }
+                    } else {
+                        // No input left: flush whatever the decoder still holds.
+                        var none = 0
+                        produced = try decoder.decode(
+                            UnsafeRawBufferPointer(start: nil, count: 0), position: &none,
+                            into: UnsafeMutableRawBufferPointer(rebasing: buffer[fill...]), maxOutput: limits.decompressedBytes)
+                    }
+                    fill += produced
+                    // At the end of the input, a chunk that is not full means nothing is pending.
+                    if inputDone && pending == nil && fill < buffer.count && produced == 0 {
+                        drained = true
+                        break
+                    }
+                }
+                if fill > 0 { output.publish(index, count: fill) } else { output.recycle(index) }
+                if drained {
+                    try decoder.finish()
+                    output.finish(nil)
+                    return
+                }
+            }
+            input.stop()  // the consumer stopped early
+        } catch {
+            input.stop()
+            output.finish(error)
+        }
+    }
+}
+
+/// A bounded single-producer, single-consumer queue of 1 MiB chunks from a fixed pool. The
+/// producer takes a free chunk, fills it and publishes it; the consumer takes published chunks in
+/// order and recycles them. All state is guarded by `condition`.
+final class ChunkQueue: @unchecked Sendable {
     static let chunkCount = 4
     static let chunkSize = 1 << 20
 
     let buffers: [UnsafeMutableRawBufferPointer]
-    private let fd: Int32
-    private let limits: ArchiveLimits
     private let condition = NSCondition()
     private var free: [Int]
-    private var filled: [(Int, Int)] = []
+    private var published: [(Int, Int)] = []
     private var finished = false
     private var stopped = false
-    private var producerDone = false
     private var error: ArchiveError?
-    private var hasher: ContentHasher?
-    private(set) var compressedBytes: Int64 = 0
-    private(set) var decodedBytes: Int64 = 0
-    private(set) var contentHash: ContentHash?
 
-    init(fd: Int32, limits: ArchiveLimits, computeHash: Bool) {
-        self.fd = fd
-        self.limits = limits
-        self.hasher = computeHash ? ContentHasher() : nil
-        self.buffers = (0..<Self.chunkCount).map { _ in .allocate(byteCount: Self.chunkSize, alignment: 64) }
-        self.free = Array(0..<Self.chunkCount)
+    init() {
+        buffers = (0..<Self.chunkCount).map { _ in .allocate(byteCount: Self.chunkSize, alignment: 64) }
+        free = Array(0..<Self.chunkCount)
     }
 
     deinit { buffers.forEach { $0.deallocate() } }
 
-    /// Runs on the producer thread.
-    func produce() {
-        do {
-            try decodeAll()
-        } catch {
-            condition.lock()
-            self.error = error
-            condition.unlock()
-        }
-        condition.lock()
-        finished = true
-        producerDone = true
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    private func decodeAll() throws(ArchiveError) {
-        let decoder = try ZstdDecoder(windowLogMax: limits.windowLogMax)
-        let input = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunkSize, alignment: 64)
-        defer { input.deallocate() }
-        var inputCount = 0
-        var position = 0
-        var eof = false
-        while true {
-            guard let index = takeFree() else { return }  // stopped by the consumer
-            var fill = 0
-            var drained = false
-            let buffer = buffers[index]
-            while fill < buffer.count {
-                if position == inputCount && !eof {
-                    let n = read(fd, input.baseAddress, input.count)
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        throw ArchiveError.io("read", path: nil, errno: errno)
-                    }
-                    if n == 0 {
-                        eof = true
-                    } else {
-                        compressedBytes += Int64(n)
-                        guard compressedBytes <= limits.compressedBytes else {
-                            throw ArchiveError.limitExceeded(
-                                "compressedBytes", limitValue: limits.compressedBytes, actual: compressedBytes)
-                        }
-                        hasher?.update(UnsafeRawBufferPointer(start: input.baseAddress, count: n))
-                        inputCount = n
-                        position = 0
-                    }
-                }
-                let view = UnsafeRawBufferPointer(start: input.baseAddress, count: inputCount)
-                let target = UnsafeMutableRawBufferPointer(rebasing: buffer[fill...])
-                fill += try decoder.decode(view, position: &position, into: target, maxOutput: limits.decompressedBytes)
-                // At the end of the input, a chunk that is not full means nothing is pending.
-                if eof && position == inputCount && fill < buffer.count {
-                    drained = true
-                    break
-                }
-            }
-            decodedBytes = decoder.decodedBytes
-            if fill > 0 { hand(index, fill) } else { recycle(index) }
-            if drained {
-                try decoder.finish()
-                contentHash = hasher?.finalize()
-                return
-            }
-        }
-    }
-
-    private func takeFree() -> Int? {
+    /// A free chunk for the producer, or nil once the consumer stopped.
+    func takeFree() -> Int? {
         condition.lock()
         defer { condition.unlock() }
         while free.isEmpty && !stopped { condition.wait() }
         return stopped ? nil : free.removeLast()
     }
 
-    private func hand(_ index: Int, _ count: Int) {
+    /// Hands a filled chunk to the consumer.
+    func publish(_ index: Int, count: Int) {
         condition.lock()
-        filled.append((index, count))
+        published.append((index, count))
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// The producer is done; `error`, if any, reaches the consumer after the chunks before it.
+    func finish(_ error: ArchiveError?) {
+        condition.lock()
+        finished = true
+        self.error = error
         condition.broadcast()
         condition.unlock()
     }
 
-    /// The next decoded chunk, or nil at the end; rethrows the producer's error after the chunks
-    /// decoded before it were consumed.
+    /// The next chunk, or nil at the end; throws the producer's error once the chunks published
+    /// before it were taken.
     func next() throws(ArchiveError) -> (Int, Int)? {
         condition.lock()
         defer { condition.unlock() }
-        while filled.isEmpty && !finished { condition.wait() }
-        if !filled.isEmpty { return filled.removeFirst() }
+        while published.isEmpty && !finished && !stopped { condition.wait() }
+        if !published.isEmpty { return published.removeFirst() }
         if let error { throw error }
         return nil
     }
 
+    /// Returns a chunk to the pool.
     func recycle(_ index: Int) {
         condition.lock()
         free.append(index)
-        condition.broadcast()
+        condition.signal()
         condition.unlock()
     }
 
-    /// Stops the producer (if still running) and waits for it to leave.
-    func stopAndWait() {
+    /// The consumer gives up: the producer's next `takeFree` returns nil.
+    func stop() {
         condition.lock()
         stopped = true
         condition.broadcast()
-        while !producerDone { condition.wait() }
         condition.unlock()
     }
 }

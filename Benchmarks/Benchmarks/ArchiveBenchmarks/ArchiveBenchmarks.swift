@@ -1,0 +1,86 @@
+import Benchmark
+import BundleArchive
+import BundleCore
+
+/// Throughput of the two hot paths every bundle goes through: SHA-256 of the compressed bytes,
+/// and zstd decoding plus the tar walk with the safety rules. Compare the same figures with the
+/// system tools in ../scripts/bench/archive.sh.
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration = .init(
+        metrics: [.wallClock, .throughput, .peakMemoryResident], maxDuration: .seconds(5), maxIterations: 1_000)
+
+    let chunk = BenchData.random(1 << 20, seed: 1)
+    Benchmark("SHA-256, 1 MiB per iteration", configuration: .init(scalingFactor: .kilo)) { benchmark in
+        for _ in benchmark.scaledIterations {
+            var hasher = ContentHasher()
+            chunk.withUnsafeBytes { hasher.update($0) }
+            blackHole(hasher.finalize())
+        }
+    }
+
+    let bundle = BenchData.bundle()
+    Benchmark("zstd decode + tar walk, \(bundle.tarSize >> 20) MiB of tar per iteration") { benchmark in
+        for _ in benchmark.scaledIterations {
+            let reader = try BundleReader(visitor: NullVisitor(), limits: .default, computeHash: false)
+            try bundle.bytes.withUnsafeBytes { try reader.consume($0) }
+            blackHole(try reader.finish())
+        }
+    }
+
+    Benchmark("zstd decode only, \(bundle.tarSize >> 20) MiB of tar per iteration") { benchmark in
+        for _ in benchmark.scaledIterations {
+            let decoder = try ZstdDecoder()
+            var total = 0
+            try bundle.bytes.withUnsafeBytes { raw in try decoder.decode(raw) { total += $0.count } }
+            blackHole(total)
+        }
+    }
+}
+
+final class NullVisitor: ArchiveVisitor {
+    func visitEntry(_ entry: ArchiveEntry) throws(ArchiveError) {}
+    func visitData(_ chunk: UnsafeRawBufferPointer) throws(ArchiveError) {}
+    func visitEntryEnd() throws(ArchiveError) {}
+}
+
+enum BenchData {
+    static func random(_ count: Int, seed: UInt64) -> [UInt8] {
+        var state = seed
+        var out = [UInt8](repeating: 0, count: count)
+        for index in stride(from: 0, to: count, by: 8) {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            withUnsafeBytes(of: state.bigEndian) { word in
+                for offset in 0..<min(8, count - index) { out[index + offset] = word[offset] }
+            }
+        }
+        return out
+    }
+
+    /// A 32 MiB tar of mixed incompressible and text-like files, zstd level 3.
+    static func bundle() -> (bytes: [UInt8], tarSize: Int64) {
+        var tar: [UInt8] = []
+        let words = (0..<512).map { "w\($0 * 7919 % 10007)" }
+        for index in 0..<32 {
+            let data: [UInt8]
+            if index % 2 == 0 {
+                data = random(1 << 20, seed: UInt64(index))
+            } else {
+                var text = ""
+                var position = index
+                while text.utf8.count < 1 << 20 {
+                    position = (position &* 1103515245 &+ 12345) & 0x7fff_ffff
+                    text += words[position % words.count] + (position % 13 == 0 ? ";\n" : " ")
+                }
+                data = Array(text.utf8.prefix(1 << 20))
+            }
+            tar += TarWriter.header(path: Array("f/\(index)".utf8), isDirectory: false, size: Int64(data.count), mode: 0o644, mtime: 0)
+            tar += data
+        }
+        tar += TarWriter.endOfArchive
+        let encoder = try! ZstdEncoder(configuration: .init(level: 3, workers: 2))
+        var out: [UInt8] = []
+        tar.withUnsafeBytes { raw in try! encoder.encode(raw) { out.append(contentsOf: $0) } }
+        try! encoder.finish { out.append(contentsOf: $0) }
+        return (out, Int64(tar.count))
+    }
+}

@@ -1,0 +1,35 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Benchmarks live in their own package so that users of ExtBundles never resolve
+// package-benchmark. Run them with `swift package benchmark` from this folder; the side-by-side
+// comparisons with system tools are in ../scripts/bench/.
+let package = Package(
+    name: "ExtBundlesBenchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "ExtBundles", path: ".."),
+        .package(url: "https://github.com/ordo-one/package-benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        .executableTarget(
+            name: "ArchiveBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "package-benchmark"),
+                .product(name: "BundleCore", package: "ExtBundles"),
+                .product(name: "BundleArchive", package: "ExtBundles"),
+            ],
+            path: "Benchmarks/ArchiveBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+        ),
+        .executableTarget(
+            name: "archive-bench",
+            dependencies: [
+                .product(name: "BundleCore", package: "ExtBundles"),
+                .product(name: "BundleArchive", package: "ExtBundles"),
+            ],
+            path: "Sources/archive-bench"
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
