@@ -45,7 +45,7 @@ public protocol ArchiveVisitor: AnyObject {
 /// Applies the bundle safety rules to a tar stream and forwards accepted entries to a visitor.
 ///
 /// Refused, each with a typed ``ArchiveError`` naming the entry: absolute paths and `..` segments
-/// (`ARCHIVE_UNSAFE_PATH`); invalid UTF-8, empty names, empty or `.` segments
+/// (`ARCHIVE_UNSAFE_PATH`); invalid UTF-8, NUL bytes, empty names, empty or `.` segments
 /// (`ARCHIVE_INVALID_PATH`); symlinks, hardlinks, devices, fifos, sparse and unknown types
 /// (`ARCHIVE_UNSUPPORTED_ENTRY`); a path seen twice or a file where a directory is needed
 /// (`ARCHIVE_DUPLICATE_ENTRY`); more than ``ArchiveLimits/entryCount`` entries, a path longer than
@@ -57,6 +57,7 @@ public final class ArchiveWalker: TarParserDelegate {
     private let limits: ArchiveLimits
     private var seen: [String: Seen] = [:]
     private var forwarding = false
+    private var forwardingData = false
     /// Entries accepted so far (files and directories).
     public private(set) var entryCount = 0
 
@@ -85,6 +86,10 @@ public final class ArchiveWalker: TarParserDelegate {
                 code: .archiveUnsupportedEntry, reason: "\(header.kind) entries are not allowed in a bundle",
                 path: display, offset: header.offset)
         }
+        guard !header.rawPath.contains(0) else {
+            throw ArchiveError(
+                code: .archiveInvalidPath, reason: "entry name contains a NUL byte", path: display, offset: header.offset)
+        }
         guard var path = String(validating: header.rawPath, as: UTF8.self) else {
             throw ArchiveError(
                 code: .archiveInvalidPath, reason: "entry name is not valid UTF-8", path: display, offset: header.offset)
@@ -95,6 +100,7 @@ public final class ArchiveWalker: TarParserDelegate {
                 throw ArchiveError(code: .archiveInvalidPath, reason: "entry has an empty name", offset: header.offset)
             }
             forwarding = false  // the archive root itself (`./`): nothing to create
+            forwardingData = false
             return
         }
         if path.hasPrefix("/") {
@@ -129,6 +135,7 @@ public final class ArchiveWalker: TarParserDelegate {
         }
         try record(path: path, segments: segments, kind: kind, offset: header.offset)
         forwarding = true
+        forwardingData = kind == .file
         try visitor.visitEntry(
             ArchiveEntry(
                 path: path, kind: kind, size: kind == .file ? header.size : 0, mode: header.mode, mtime: header.mtime))
@@ -136,13 +143,14 @@ public final class ArchiveWalker: TarParserDelegate {
 
     /// Forwards a file's data (a directory's data, if any, is dropped).
     public func tarData(_ chunk: UnsafeRawBufferPointer) throws(ArchiveError) {
-        if forwarding { try visitor.visitData(chunk) }
+        if forwardingData { try visitor.visitData(chunk) }
     }
 
     /// Forwards the end of an entry.
     public func tarEntryEnd() throws(ArchiveError) {
         if forwarding { try visitor.visitEntryEnd() }
         forwarding = false
+        forwardingData = false
     }
 
     private func record(path: String, segments: [Substring], kind: ArchiveEntry.Kind, offset: Int64) throws(ArchiveError) {

@@ -7,6 +7,8 @@ import TestSupport
 final class CollectingVisitor: ArchiveVisitor {
     var entries: [ArchiveEntry] = []
     var files: [String: [UInt8]] = [:]
+    /// Bytes delivered while no file was open (for a directory): must stay 0.
+    var strayBytes = 0
     private var current: String?
 
     func visitEntry(_ entry: ArchiveEntry) throws(ArchiveError) {
@@ -16,7 +18,7 @@ final class CollectingVisitor: ArchiveVisitor {
     }
 
     func visitData(_ chunk: UnsafeRawBufferPointer) throws(ArchiveError) {
-        if let current { files[current]!.append(contentsOf: chunk) }
+        if let current { files[current]!.append(contentsOf: chunk) } else { strayBytes += chunk.count }
     }
 
     func visitEntryEnd() throws(ArchiveError) { current = nil }

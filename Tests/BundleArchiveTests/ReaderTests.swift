@@ -62,6 +62,28 @@ import TestSupport
         #expect(error?.path == path)
     }
 
+    @Test func refusesANulByteInAPaxPath() throws {
+        // A pax path may carry any byte; a NUL would silently cut the C path short.
+        // No '/' after the first, so the path cannot be split into ustar prefix + name: pax it is.
+        let path = Array("ui/".utf8) + [UInt8](repeating: 0x61, count: 120) + [0] + Array("evil".utf8)
+        var tar = TarWriter.header(path: path, isDirectory: false, size: 1, mode: 0o644, mtime: 0)
+        tar += [1] + [UInt8](repeating: 0, count: 511) + TarWriter.endOfArchive
+        let error = #expect(throws: ArchiveError.self) { try ArchiveFixtures.read(try ArchiveFixtures.compress(tar)) }
+        #expect(error?.code == .archiveInvalidPath)
+        #expect(error?.reason.contains("NUL") == true)
+    }
+
+    @Test func dropsDataRecordedForADirectory() throws {
+        // Old GNU dump archives may give directories a size and data blocks.
+        var tar = TarWriter.header(path: Array("d/".utf8), isDirectory: true, size: 3, mode: 0o755, mtime: 0)
+        tar += [7, 7, 7] + [UInt8](repeating: 0, count: 509)
+        tar += ArchiveFixtures.tar([("d/f", [1, 2])])
+        let (visitor, _) = try ArchiveFixtures.read(try ArchiveFixtures.compress(tar))
+        #expect(visitor.entries.map(\.path) == ["d", "d/f"])
+        #expect(visitor.files == ["d/f": [1, 2]])
+        #expect(visitor.strayBytes == 0)
+    }
+
     @Test func refusesADirectoryListedTwice() throws {
         let tar = ArchiveFixtures.tar([("ui/", []), ("ui/", [])])
         let error = #expect(throws: ArchiveError.self) { try ArchiveFixtures.read(try ArchiveFixtures.compress(tar)) }
