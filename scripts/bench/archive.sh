@@ -6,12 +6,12 @@
 #   unpack             extctl unpack FILE DIR      vs  tar --zstd -xf FILE -C DIR
 #   pack               extctl pack DIR --level L   vs  tar -cf - DIR | zstd -T0 -L
 #   peak RSS           /usr/bin/time -f %M for each
-# usage: scripts/bench/archive.sh        (LEVEL=3 RUNS=7 BENCH_DIR=/tmp/extbundles-bench)
+# usage: scripts/bench/archive.sh        (LEVEL=3 RUNS=9 BENCH_DIR=/tmp/extbundles-bench)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 WORK="${BENCH_DIR:-/tmp/extbundles-bench}"
 LEVEL="${LEVEL:-3}"
-RUNS="${RUNS:-7}"
+RUNS="${RUNS:-9}"
 for tool in openssl zstd tar python3 /usr/bin/time; do
     command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install openssl zstd tar python3 time)" >&2; exit 1; }
 done
@@ -43,13 +43,14 @@ OPENSSL_SHA=$(openssl speed -evp sha256 -bytes 1048576 -seconds 3 2>/dev/null | 
 read -r T_WALK T_ZSTD T_INSPECT < <($TIMEIT '' "$BENCH walk bundle.tar.zst >/dev/null" \
     '' "zstd -dc bundle.tar.zst >/dev/null" '' "$EXTCTL inspect bundle.tar.zst >/dev/null")
 
-# unpack: fresh target each run (removal not timed).
-read -r T_UNPACK T_TARX < <($TIMEIT 'rm -rf out-ours' "$EXTCTL unpack bundle.tar.zst out-ours >/dev/null" \
-    'rm -rf out-tar && mkdir out-tar' "tar --zstd -xf bundle.tar.zst -C out-tar")
+# unpack: fresh target each run; removal and writeback of the previous run are not timed.
+read -r T_UNPACK T_TARX < <($TIMEIT 'rm -rf out-ours && sync' "$EXTCTL unpack bundle.tar.zst out-ours >/dev/null" \
+    'rm -rf out-tar && mkdir out-tar && sync' "tar --zstd -xf bundle.tar.zst -C out-tar")
+rm -rf out-ours out-tar && sync
 
 # pack at the same level with all cores.
-read -r T_PACK T_TARC < <($TIMEIT '' "$EXTCTL pack tree -o ours.tar.zst --level $LEVEL >/dev/null" \
-    '' "tar -C tree -cf - . | zstd -T0 -$LEVEL -q -f -o theirs.tar.zst")
+read -r T_PACK T_TARC < <($TIMEIT 'sync' "$EXTCTL pack tree -o ours.tar.zst --level $LEVEL >/dev/null" \
+    'sync' "tar -C tree -cf - . | zstd -T0 -$LEVEL -q -f -o theirs.tar.zst")
 
 M_WALK=$(rss "$BENCH walk bundle.tar.zst")
 M_ZSTD=$(rss "zstd -dc bundle.tar.zst")
