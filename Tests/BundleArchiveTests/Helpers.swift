@@ -72,26 +72,4 @@ enum ArchiveFixtures {
         let result = try BundlePacker.pack(directory: root, configuration: configuration) { out.append(contentsOf: $0) }
         return (out, result)
     }
-
-    /// A tree with long, nested, non-ASCII, empty and executable entries.
-    static func makeTree(in root: String) throws -> [String: [UInt8]] {
-        var files: [String: [UInt8]] = [
-            "manifest.json": Array(#"{"name":"com.example.tree","version":"1.0.0"}"#.utf8),
-            "ui/index.html": Array("<!doctype html><title>t</title>\n".utf8),
-            "ui/assets/app.js": Array(String(repeating: "console.log('hello');\n", count: 4000).utf8),
-            "ui/assets/random.bin": TestSupport.randomBytes(700_001, seed: 3),
-            "ui/empty.txt": [],
-            "dist/main.wasm": TestSupport.randomBytes(5_000, seed: 4),
-            "ui/ünïcødé/файл.txt": Array("utf-8\n".utf8),
-            "ui/" + String(repeating: "n", count: 97) + ".txt": Array("name of exactly 100 bytes\n".utf8),
-            "ui/" + String(repeating: "d", count: 120) + "/" + String(repeating: "f", count: 90) + ".txt": Array("split\n".utf8),
-            "ui/" + String(repeating: "p", count: 200) + "/" + String(repeating: "q", count: 150) + ".txt": Array("pax path\n".utf8),
-        ]
-        for (path, data) in files { try TestSupport.write(data, to: path, in: root) }
-        try FileManager.default.createDirectory(atPath: root + "/ui/empty-dir", withIntermediateDirectories: true)
-        try TestSupport.write(Array("#!/bin/sh\necho hi\n".utf8), to: "bin/run.sh", in: root)
-        chmod(root + "/bin/run.sh", 0o700)
-        files["bin/run.sh"] = Array("#!/bin/sh\necho hi\n".utf8)
-        return files
-    }
 }

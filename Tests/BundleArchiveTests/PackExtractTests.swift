@@ -8,7 +8,7 @@ import TestSupport
     @Test func packedTreeReadsBackIdentically() throws {
         let root = try TestSupport.makeTemporaryDirectory("pack")
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let files = try ArchiveFixtures.makeTree(in: root + "/src")
+        let files = try TestSupport.makeSampleTree(at: root + "/src")
         let (bytes, result) = try ArchiveFixtures.pack(root + "/src")
         #expect(result.contentHash == ContentHash.of(bytes))
         #expect(result.size == Int64(bytes.count))
@@ -16,7 +16,7 @@ import TestSupport
         #expect(visitor.files == files)
         #expect(summary.decompressedBytes == result.tarSize)
         #expect(visitor.entries.contains(ArchiveEntry(path: "ui/empty-dir", kind: .directory, size: 0, mode: 0o755, mtime: 0)))
-        #expect(visitor.entries.first { $0.path == "bin/run.sh" }?.mode == 0o755)
+        #expect(visitor.entries.first { $0.path == "bin/tool" }?.mode == 0o755)
         #expect(visitor.entries.first { $0.path == "ui/index.html" }?.mode == 0o644)
         #expect(visitor.entries.allSatisfy { $0.mtime == 0 })
     }
@@ -88,7 +88,7 @@ import TestSupport
     @Test func writesTheOutputAtomicallyWithItsSidecarAndLeavesItOutOfTheNextPack() throws {
         let root = try TestSupport.makeTemporaryDirectory("output")
         defer { try? FileManager.default.removeItem(atPath: root) }
-        _ = try ArchiveFixtures.makeTree(in: root)
+        _ = try TestSupport.makeSampleTree(at: root)
         let output = root + "/dist/bundle.tar.zst"
         let first = try BundlePacker.pack(directory: root, to: output)
         #expect(first.output == output)
@@ -108,13 +108,13 @@ import TestSupport
     @Test func extractsIntoANewFolderOrAnEmptyOne() throws {
         let root = try TestSupport.makeTemporaryDirectory("extract")
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let files = try ArchiveFixtures.makeTree(in: root + "/src")
+        let files = try TestSupport.makeSampleTree(at: root + "/src")
         let bundle = root + "/b.tar.zst"
         _ = try BundlePacker.pack(directory: root + "/src", to: bundle)
         let summary = try ArchiveExtractor.extract(archive: bundle, to: root + "/out")
         #expect(try TestSupport.files(root + "/out") == files)
         #expect(summary.bytesWritten == Int64(files.values.map(\.count).reduce(0, +)))
-        #expect(FileManager.default.isExecutableFile(atPath: root + "/out/bin/run.sh"))
+        #expect(FileManager.default.isExecutableFile(atPath: root + "/out/bin/tool"))
         try FileManager.default.createDirectory(atPath: root + "/empty", withIntermediateDirectories: false)
         _ = try ArchiveExtractor.extract(archive: bundle, to: root + "/empty/")
         #expect(try TestSupport.files(root + "/empty") == files)
@@ -153,7 +153,7 @@ import TestSupport
     @Test func durableExtractionProducesTheSameTree() throws {
         let root = try TestSupport.makeTemporaryDirectory("durable")
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let files = try ArchiveFixtures.makeTree(in: root + "/src")
+        let files = try TestSupport.makeSampleTree(at: root + "/src")
         _ = try BundlePacker.pack(directory: root + "/src", to: root + "/b.tar.zst")
         let summary = try ArchiveExtractor.extract(
             archive: root + "/b.tar.zst", to: root + "/out", configuration: .init(durable: true, computeHash: true))

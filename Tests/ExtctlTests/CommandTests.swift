@@ -6,7 +6,7 @@ import TestSupport
 @Suite struct CommandTests {
     @Test func packDefaultsToDistAndWritesTheSidecar() throws {
         let scratch = try Scratch("cli-pack")
-        _ = try makeSampleTree(at: scratch("ext"))
+        _ = try TestSupport.makeSampleTree(at: scratch("ext"))
         let result = try extctl("pack", scratch("ext"))
         #expect(result.status == 0, "\(result.stderr)")
         let sha = try TestSupport.sh("sha256sum ext/dist/bundle.tar.zst | cut -d' ' -f1", cwd: scratch.path)
@@ -38,7 +38,7 @@ import TestSupport
 
     @Test func inspectShowsEntriesAndTheManifest() throws {
         let scratch = try Scratch("cli-inspect")
-        let files = try makeSampleTree(at: scratch("ext"))
+        let files = try TestSupport.makeSampleTree(at: scratch("ext"))
         _ = try extctl("pack", scratch("ext"), "-o", scratch("b.tar.zst"))
         let text = try extctl("inspect", scratch("b.tar.zst"))
         #expect(text.status == 0)
@@ -92,7 +92,7 @@ import TestSupport
 
     @Test func unpackRefusesANonEmptyTarget() throws {
         let scratch = try Scratch("cli-target")
-        _ = try makeSampleTree(at: scratch("ext"))
+        _ = try TestSupport.makeSampleTree(at: scratch("ext"))
         _ = try extctl("pack", scratch("ext"), "-o", scratch("b.tar.zst"))
         let result = try extctl("unpack", scratch("b.tar.zst"), scratch("ext"))
         #expect(result.status == 1)

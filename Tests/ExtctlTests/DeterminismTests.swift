@@ -6,7 +6,7 @@ import TestSupport
     /// Creates the same content twice with different mtimes, owners, umask and creation order.
     @Test func sameTreeGivesTheSameHash() throws {
         let scratch = try Scratch("determinism")
-        let files = try makeSampleTree(at: scratch("a"))
+        let files = try TestSupport.makeSampleTree(at: scratch("a"))
         // Tree b: reverse creation order, under umask 077, other owners, other times.
         let previous = umask(0o077)
         for (path, data) in files.sorted(by: { $0.key > $1.key }) { try TestSupport.write(data, to: path, in: scratch("b")) }

@@ -7,7 +7,7 @@ import TestSupport
 @Suite struct InteropTests {
     @Test func gnuTarAndBsdtarExtractWhatPackWrites() throws {
         let scratch = try Scratch("interop-pack")
-        let files = try makeSampleTree(at: scratch("src"))
+        let files = try TestSupport.makeSampleTree(at: scratch("src"))
         let result = try extctl("pack", scratch("src"), "-o", scratch("bundle.tar.zst"), "--level", "9")
         #expect(result.status == 0, "\(result.stderr)")
         for (tool, command) in [
@@ -47,7 +47,7 @@ import TestSupport
     ])
     func unpackReadsWhatOtherToolsWrite(label: String, command: String) throws {
         let scratch = try Scratch("interop-unpack")
-        let files = try makeSampleTree(at: scratch("src"))
+        let files = try TestSupport.makeSampleTree(at: scratch("src"))
         try TestSupport.sh(command, cwd: scratch.path)
         let result = try extctl("unpack", scratch("in.tar.zst"), scratch("out"))
         #expect(result.status == 0, "\(label): \(result.stderr)")
@@ -62,7 +62,7 @@ import TestSupport
 
     @Test func theTwoFrameFixtureReallyHasTwoFrames() throws {
         let scratch = try Scratch("frames")
-        _ = try makeSampleTree(at: scratch("src"))
+        _ = try TestSupport.makeSampleTree(at: scratch("src"))
         try TestSupport.sh(
             "tar -C src -cf t.tar . && head -c 300000 t.tar | zstd -q -c > in.tar.zst && tail -c +300001 t.tar | zstd -q -c >> in.tar.zst",
             cwd: scratch.path)

@@ -128,6 +128,30 @@ public enum TestSupport {
         try snapshot(root).compactMapValues { $0 }
     }
 
+    /// Writes an extension-like tree exercising the tar corner cases (a name of exactly 100 bytes,
+    /// a long name that fits the ustar prefix split, one that needs pax, non-ASCII names, an empty
+    /// file, an empty folder, an executable) and returns its files (relative path → bytes).
+    public static func makeSampleTree(at root: String) throws -> [String: [UInt8]] {
+        var files: [String: [UInt8]] = [
+            "manifest.json": Array(#"{"name":"com.example.sample","publisher":"Example","version":"1.0.0"}"#.utf8),
+            "ui/index.html": Array("<!doctype html><title>sample</title>\n".utf8),
+            "ui/assets/app.js": Array(String(repeating: "export const x = 1;\n", count: 5_000).utf8),
+            "ui/assets/blob.bin": randomBytes(400_000, seed: 11),
+            "ui/empty.txt": [],
+            "ui/ünïcødé ✓/файл.txt": Array("utf-8 name\n".utf8),
+            "ui/" + String(repeating: "n", count: 93) + ".txt": Array("a name of exactly 100 bytes\n".utf8),
+            "ui/" + String(repeating: "a", count: 120) + "/" + String(repeating: "b", count: 99) + ".txt": Array("split\n".utf8),
+            "ui/" + String(repeating: "c", count: 200) + "/" + String(repeating: "d", count: 180) + ".txt": Array("pax\n".utf8),
+            "dist/main.wasm": randomBytes(10_000, seed: 12),
+        ]
+        for (path, data) in files { try write(data, to: path, in: root) }
+        try write(Array("#!/bin/sh\necho hi\n".utf8), to: "bin/tool", in: root)
+        chmod(root + "/bin/tool", 0o700)
+        files["bin/tool"] = Array("#!/bin/sh\necho hi\n".utf8)
+        try FileManager.default.createDirectory(atPath: root + "/ui/empty-dir", withIntermediateDirectories: true)
+        return files
+    }
+
     /// Names in `directory` (not recursive), sorted.
     public static func listing(_ directory: String) -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
