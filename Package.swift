@@ -14,11 +14,15 @@ let package = Package(
     products: [
         .library(name: "BundleCore", targets: ["BundleCore"]),
         .library(name: "BundleArchive", targets: ["BundleArchive"]),
+        .library(name: "BundleStore", targets: ["BundleStore"]),
+        .library(name: "BundleStoreS3", targets: ["BundleStoreS3"]),
         .executable(name: "extctl", targets: ["extctl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     ],
     targets: [
         .target(
@@ -36,11 +40,29 @@ let package = Package(
             dependencies: ["BundleCore", "CZstd"],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "BundleStore",
+            dependencies: ["BundleCore", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BundleStoreS3",
+            dependencies: [
+                "BundleCore", "BundleStore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "extctl",
             dependencies: [
                 "BundleCore",
                 "BundleArchive",
+                "BundleStore",
+                "BundleStoreS3",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -59,6 +81,11 @@ let package = Package(
         .testTarget(
             name: "BundleArchiveTests",
             dependencies: ["BundleArchive", "BundleCore", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BundleStoreTests",
+            dependencies: ["BundleStore", "BundleStoreS3", "BundleCore", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -11,7 +11,7 @@ struct Extctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "extctl",
         abstract: "Build, inspect and unpack extension bundles (bundle.tar.zst).",
-        subcommands: [Pack.self, Unpack.self, Inspect.self, Hash.self]
+        subcommands: [Pack.self, Unpack.self, Inspect.self, Hash.self, Store.self]
     )
 
     static func main() async {
@@ -34,11 +34,13 @@ struct Extctl: AsyncParsableCommand {
             if code == .success {
                 exit(withError: error)  // --help, --version
             }
-            if error is ExitCode {
-                Foundation.exit(code.rawValue)
+            if code == .validationFailure {
+                Console.error(fullMessage(for: error))
+                Foundation.exit(2)
             }
-            Console.error(fullMessage(for: error))
-            Foundation.exit(2)
+            if let exit = error as? ExitCode { Foundation.exit(exit.rawValue) }
+            Console.error("error: \(error)")
+            Foundation.exit(1)
         }
     }
 }

@@ -1,0 +1,178 @@
+import Foundation
+
+/// A single-pass asynchronous stream of byte chunks: the body type of every object read or
+/// written through the stores.
+///
+/// Streams are pull-based: nothing is read until the consumer asks for the next chunk, so a slow
+/// consumer never makes a producer buffer without bound. Iterate it once.
+public struct ByteStream: AsyncSequence, Sendable {
+    /// One chunk of bytes.
+    public typealias Element = [UInt8]
+
+    private let base: AsyncThrowingStream<[UInt8], any Error>
+
+    /// A stream that calls `next` for each chunk until it returns nil.
+    public init(unfolding next: @escaping @Sendable () async throws -> [UInt8]?) {
+        base = AsyncThrowingStream(unfolding: next)
+    }
+
+    /// A stream over any sendable async sequence of byte arrays.
+    public init<Source: AsyncSequence & Sendable>(_ source: Source) where Source.Element == [UInt8] {
+        let box = IteratorBox(source.makeAsyncIterator())
+        self.init(unfolding: { try await box.next() })
+    }
+
+    /// A stream over bytes already in memory, in chunks of `chunkSize`.
+    public static func bytes(_ bytes: [UInt8], chunkSize: Int = 1 << 20) -> ByteStream {
+        let state = LockedValue(0)
+        return ByteStream(unfolding: {
+            let start = state.withLock { offset -> Int in
+                let start = offset
+                offset = Swift.min(bytes.count, offset + chunkSize)
+                return start
+            }
+            guard start < bytes.count else { return nil }
+            return Array(bytes[start..<Swift.min(bytes.count, start + chunkSize)])
+        })
+    }
+
+    /// A stream reading the file at `path` from `offset`, `length` bytes (to the end if nil), in
+    /// chunks of `chunkSize`. The file is opened on the first read; a missing file is an error then.
+    public static func file(
+        at path: String, offset: Int64 = 0, length: Int64? = nil, chunkSize: Int = 1 << 20
+    ) -> ByteStream {
+        let reader = FileChunkReader(path: path, offset: offset, length: length, chunkSize: chunkSize)
+        return ByteStream(unfolding: { try reader.next() })
+    }
+
+    /// The iterator.
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var base: AsyncThrowingStream<[UInt8], any Error>.AsyncIterator
+
+        /// The next chunk, or nil at the end.
+        public mutating func next() async throws -> [UInt8]? { try await base.next() }
+    }
+
+    /// Starts the single pass.
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator()) }
+
+    /// Reads the whole stream into memory, refusing more than `limit` bytes.
+    public func collect(upTo limit: Int) async throws -> [UInt8] {
+        var out: [UInt8] = []
+        for try await chunk in self {
+            guard out.count + chunk.count <= limit else { throw StreamLimitExceeded(limit: limit) }
+            out += chunk
+        }
+        return out
+    }
+
+    /// A stream that passes every chunk to `observe` on its way through (to hash or count it).
+    public func observing(_ observe: @escaping @Sendable ([UInt8]) throws -> Void) -> ByteStream {
+        let box = IteratorBox(makeAsyncIterator())
+        return ByteStream(unfolding: {
+            guard let chunk = try await box.next() else { return nil }
+            try observe(chunk)
+            return chunk
+        })
+    }
+
+    /// The streams one after the other.
+    public static func concatenating(_ streams: [ByteStream]) -> ByteStream {
+        let state = LockedValue((index: 0, iterator: streams.first.map { IteratorBox($0.makeAsyncIterator()) }))
+        return ByteStream(unfolding: {
+            while true {
+                guard let iterator = state.withLock({ $0.iterator }) else { return nil }
+                if let chunk = try await iterator.next() { return chunk }
+                state.withLock { value in
+                    value.index += 1
+                    value.iterator = value.index < streams.count
+                        ? IteratorBox(streams[value.index].makeAsyncIterator()) : nil
+                }
+            }
+        })
+    }
+}
+
+/// A stream held more bytes than the caller allowed.
+public struct StreamLimitExceeded: ExtBundlesError {
+    /// The limit in bytes.
+    public var limit: Int
+    /// Always `STREAM_LIMIT_EXCEEDED`.
+    public var code: ErrorCode { "STREAM_LIMIT_EXCEEDED" }
+    /// A short line.
+    public var description: String { "the stream is longer than \(limit) bytes" }
+    /// The same, with the type name.
+    public var debugDescription: String { "StreamLimitExceeded(limit: \(limit))" }
+}
+
+/// Holds an iterator that is only ever advanced by one consumer at a time (the unfolding
+/// closure of a single-pass stream), so it may be shared across the closure's isolation.
+final class IteratorBox<Iterator: AsyncIteratorProtocol>: @unchecked Sendable {
+    private var iterator: Iterator
+
+    init(_ iterator: Iterator) { self.iterator = iterator }
+
+    func next() async throws -> Iterator.Element? { try await iterator.next() }
+}
+
+/// A value behind a lock.
+public final class LockedValue<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+
+    /// Wraps `value`.
+    public init(_ value: Value) { self.value = value }
+
+    /// Runs `body` with exclusive access to the value.
+    public func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
+    }
+}
+
+/// Reads a file in chunks with `pread`; used by ``ByteStream/file(at:offset:length:chunkSize:)``.
+final class FileChunkReader: @unchecked Sendable {
+    private let path: String
+    private let chunkSize: Int
+    private let lock = NSLock()
+    private var fd: Int32 = -1
+    private var position: Int64
+    private var remaining: Int64?
+
+    init(path: String, offset: Int64, length: Int64?, chunkSize: Int) {
+        self.path = path
+        self.position = offset
+        self.remaining = length
+        self.chunkSize = chunkSize
+    }
+
+    deinit { if fd >= 0 { close(fd) } }
+
+    func next() throws -> [UInt8]? {
+        lock.lock()
+        defer { lock.unlock() }
+        if fd < 0 {
+            fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        }
+        let want = Int(min(Int64(chunkSize), remaining ?? Int64(chunkSize)))
+        guard want > 0 else { return nil }
+        var chunk = [UInt8](repeating: 0, count: want)
+        var filled = 0
+        while filled < want {
+            let n = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + filled, want - filled, off_t(position)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
+            }
+            if n == 0 { break }
+            filled += n
+            position += Int64(n)
+        }
+        if let left = remaining { remaining = left - Int64(filled) }
+        if filled == 0 { return nil }
+        if filled < want { chunk.removeLast(want - filled) }
+        return chunk
+    }
+}

@@ -1,0 +1,412 @@
+public import BundleCore
+public import Foundation
+
+/// Where a bundle's objects live.
+public enum BundleKeyLayout: Sendable, Equatable {
+    /// `<base><hex>/bundle.tar.zst`, staging under `<base>_staging/<uuid>/` (base default
+    /// `sha256/`, normalised as Alga's `normalizeBasePrefix` does).
+    case contentAddressed(base: String)
+    /// Alga's live layout: `tenants/<tenant>/extensions/<registryID>/sha256/<hex>/bundle.tar.zst`,
+    /// staging under `tenants/<tenant>/_staging/<uuid>/`.
+    case tenant(tenantID: String, registryID: String)
+
+    /// The default: `sha256/<hex>/bundle.tar.zst`.
+    public static let `default` = BundleKeyLayout.contentAddressed(base: "sha256/")
+}
+
+/// An object that may sit beside a bundle.
+public enum BundleSideObject: Sendable, Equatable {
+    /// `manifest.json`.
+    case manifest
+    /// `entry.wasm`.
+    case entryWasm
+    /// `precompiled/<name>.cwasm`; `name` may not contain `/`.
+    case precompiled(name: String)
+
+    var fileName: String {
+        switch self {
+        case .manifest: "manifest.json"
+        case .entryWasm: "entry.wasm"
+        case .precompiled(let name): "precompiled/\(name).cwasm"
+        }
+    }
+}
+
+/// A bundle written to its canonical key.
+public struct StoredBundle: Sendable, Equatable {
+    /// Whether this call wrote it.
+    public enum Outcome: String, Sendable, Equatable {
+        /// The bundle was written now.
+        case stored
+        /// Identical bytes were already at the canonical key (an idempotent success).
+        case alreadyPresent = "already present"
+    }
+
+    /// The content hash.
+    public var hash: ContentHash
+    /// The size in bytes.
+    public var size: Int64
+    /// The canonical key.
+    public var key: String
+    /// Stored now or already present.
+    public var outcome: Outcome
+
+    /// Creates a record.
+    public init(hash: ContentHash, size: Int64, key: String, outcome: Outcome) {
+        self.hash = hash
+        self.size = size
+        self.key = key
+        self.outcome = outcome
+    }
+}
+
+/// A finished staging upload, not yet published to its canonical key.
+public struct StagedBundle: Sendable, Equatable {
+    /// The session id.
+    public var uploadID: String
+    /// The staging key, `<staging prefix><uuid>/bundle.tar.zst`.
+    public var key: String
+    /// The SHA-256 of the staged bytes, computed while they were written.
+    public var hash: ContentHash
+    /// The size in bytes.
+    public var size: Int64
+}
+
+/// What ``BundleStore/abort(key:)`` did.
+public enum AbortOutcome: Sendable, Equatable {
+    /// A staging object was deleted (or was already gone).
+    case deleted(key: String)
+    /// The key is not a staging key: nothing was deleted (Alga's `noop` / `canonical`).
+    case noop(key: String)
+}
+
+/// The content-addressed bundle layer over any ``ObjectStore``.
+///
+/// Bundles are written once and never overwritten: ``putBundle(_:length:expected:maxBytes:)``
+/// streams the bytes to a staging key while hashing them, then copies create-only to
+/// `<base><hex>/bundle.tar.zst`. Identical bytes already there are an idempotent success
+/// (checked by re-hashing them, not trusted); different bytes there are a `STORE_CORRUPT_OBJECT`
+/// error and are left alone; a stream that does not hash to the expected hash never reaches the
+/// canonical key. Resumable uploads are staging sessions with explicit offsets.
+public struct BundleStore: Sendable {
+    /// Settings.
+    public struct Configuration: Sendable, Equatable {
+        /// The key layout.
+        public var layout: BundleKeyLayout
+        /// Staging sessions older than this are removed by ``BundleStore/sweepStaging(olderThan:now:)``
+        /// callers that use the default. Default 24 hours.
+        public var stagingTTL: TimeInterval
+
+        /// Creates a configuration.
+        public init(layout: BundleKeyLayout = .default, stagingTTL: TimeInterval = 86_400) {
+            self.layout = layout
+            self.stagingTTL = stagingTTL
+        }
+    }
+
+    /// The object store underneath.
+    public let objects: any ObjectStore
+    /// The settings.
+    public let configuration: Configuration
+    /// The folder of canonical bundle keys, ending in `/` (`sha256/` by default).
+    public let bundlePrefix: String
+    /// The folder of staging keys, ending in `/` (`sha256/_staging/` by default).
+    public let stagingPrefix: String
+
+    /// Creates the layer over `objects`.
+    /// - Throws: `STORE_CONFIGURATION` for a tenant or registry id that is empty or contains `/`.
+    public init(objects: any ObjectStore, configuration: Configuration = .init()) throws(StoreError) {
+        self.objects = objects
+        self.configuration = configuration
+        switch configuration.layout {
+        case .contentAddressed(let base):
+            bundlePrefix = Self.normalizeBasePrefix(base)
+            stagingPrefix = bundlePrefix + "_staging/"
+        case .tenant(let tenant, let registry):
+            for (name, value) in [("tenant id", tenant), ("registry id", registry)]
+            where value.isEmpty || value.contains("/") || value == "." || value == ".." {
+                throw StoreError(code: .storeConfiguration, reason: "invalid \(name) '\(value)'")
+            }
+            bundlePrefix = "tenants/\(tenant)/extensions/\(registry)/sha256/"
+            stagingPrefix = "tenants/\(tenant)/_staging/"
+        }
+    }
+
+    /// Alga's `normalizeBasePrefix`: no leading `/`, exactly one trailing `/`, empty → `sha256/`.
+    public static func normalizeBasePrefix(_ base: String) -> String {
+        var value = Substring(base)
+        while value.hasPrefix("/") { value = value.dropFirst() }
+        while value.hasSuffix("/") { value = value.dropLast() }
+        return value.isEmpty ? "sha256/" : value + "/"
+    }
+
+    /// `<prefix><hex>/bundle.tar.zst`.
+    public func bundleKey(for hash: ContentHash) -> String { bundlePrefix + hash.hex + "/bundle.tar.zst" }
+
+    /// The key of an object beside the bundle.
+    public func sideObjectKey(for hash: ContentHash, _ object: BundleSideObject) throws(StoreError) -> String {
+        if case .precompiled(let name) = object, name.isEmpty || name.contains("/") || name.hasPrefix(".") {
+            throw .invalidKey(name, "a precompiled target name may not be empty, start with '.' or contain '/'")
+        }
+        let key = bundlePrefix + hash.hex + "/" + object.fileName
+        try ObjectKey.validate(key)
+        return key
+    }
+
+    // MARK: - Bundles
+
+    /// The canonical bundle's info, or nil.
+    public func headBundle(_ hash: ContentHash) async throws -> ObjectInfo? { try await objects.head(bundleKey(for: hash)) }
+
+    /// Reads the canonical bundle (or a range of it).
+    public func getBundle(_ hash: ContentHash, range: ByteRange? = nil) async throws -> ObjectBody {
+        try await objects.get(bundleKey(for: hash), range: range)
+    }
+
+    /// Streams `body` to a staging key while hashing it, checks it against `expected`, then copies
+    /// it create-only to its canonical key and removes the staging object.
+    /// - Parameters:
+    ///   - length: the exact length when known (lets backends stream without buffering).
+    ///   - expected: the hash the bytes must have; a mismatch is `STORE_HASH_MISMATCH` and leaves
+    ///     no canonical object.
+    ///   - maxBytes: refuse bodies longer than this (`STORE_TOO_LARGE`), as soon as it is exceeded.
+    public func putBundle(
+        _ body: ByteStream, length: Int64? = nil, expected: ContentHash? = nil, maxBytes: Int64? = nil
+    ) async throws -> StoredBundle {
+        let staged = try await stage(body, length: length, key: stagingPrefix + Self.newUploadID() + "/bundle.tar.zst", maxBytes: maxBytes)
+        do {
+            if let expected { try Self.check(staged.hash, expected: expected, key: staged.key) }
+            let stored = try await publish(staged)
+            return stored
+        } catch {
+            try? await objects.delete(staged.key)
+            throw error
+        }
+    }
+
+    /// Copies a staged bundle create-only to its canonical key, then deletes the staging object.
+    /// Identical bytes already at the canonical key are an idempotent success.
+    public func publish(_ staged: StagedBundle) async throws -> StoredBundle {
+        let key = bundleKey(for: staged.hash)
+        var outcome = StoredBundle.Outcome.stored
+        do {
+            try await objects.copy(from: staged.key, to: key, condition: .createOnly)
+        } catch let error as StoreError where error.code == .storeAlreadyExists {
+            try await verifyCanonical(key: key, hash: staged.hash, size: staged.size)
+            outcome = .alreadyPresent
+        }
+        try? await objects.delete(staged.key)
+        return StoredBundle(hash: staged.hash, size: staged.size, key: key, outcome: outcome)
+    }
+
+    /// Re-hashes the object at a canonical key and fails unless it is the bundle the key names.
+    public func verifyCanonical(key: String, hash: ContentHash, size: Int64? = nil) async throws {
+        let body = try await objects.get(key)
+        var hasher = ContentHasher()
+        for try await chunk in body.stream { hasher.update(chunk) }
+        let actual = hasher.finalize()
+        guard actual == hash, size.map({ $0 == hasher.byteCount }) ?? true else {
+            throw StoreError(
+                code: .storeCorruptObject,
+                reason: "the object at a content-addressed key does not match its hash; it was left in place",
+                key: key, expected: hash.prefixed, actual: actual.prefixed)
+        }
+    }
+
+    // MARK: - Staging sessions
+
+    /// Starts a resumable upload session.
+    public func createUpload() async throws -> String {
+        let id = Self.newUploadID()
+        let marker = Array("{\"createdAt\":\(Int(Date().timeIntervalSince1970))}".utf8)
+        try await objects.put(sessionPrefix(id) + "session.json", bytes: marker, condition: .createOnly)
+        return id
+    }
+
+    /// Appends `body` at `offset`, which must equal the committed offset (a gap or an overlap is
+    /// `STORE_UPLOAD_OFFSET_MISMATCH`); returns the new committed offset.
+    @discardableResult
+    public func append(uploadID: String, offset: Int64, body: ByteStream, length: Int64? = nil) async throws -> Int64 {
+        let committed = try await status(uploadID: uploadID)
+        guard offset == committed else { throw Self.offsetMismatch(uploadID, expected: committed, actual: offset) }
+        let key = sessionPrefix(uploadID) + "chunks/" + Self.offsetName(offset)
+        let info: ObjectInfo
+        do {
+            info = try await objects.put(key, body: body, length: length, condition: .createOnly)
+        } catch let error as StoreError where error.code == .storeAlreadyExists {
+            // Another append at the same offset won the race.
+            throw Self.offsetMismatch(uploadID, expected: try await status(uploadID: uploadID), actual: offset)
+        }
+        if info.size == 0 { try await objects.delete(key) }
+        return offset + info.size
+    }
+
+    /// The committed offset: the bytes appended so far, in one contiguous run from 0.
+    public func status(uploadID: String) async throws -> Int64 {
+        try Self.validateUploadID(uploadID)
+        guard try await objects.head(sessionPrefix(uploadID) + "session.json") != nil else {
+            throw StoreError(code: .storeUploadNotFound, reason: "no such upload session", key: sessionPrefix(uploadID))
+        }
+        var committed: Int64 = 0
+        for chunk in try await chunks(of: uploadID) {
+            guard chunk.offset == committed else { break }
+            committed += chunk.info.size
+        }
+        return committed
+    }
+
+    /// Assembles the appended chunks into `<staging>/<uuid>/bundle.tar.zst`, hashing them in the
+    /// same pass, checks `expectedSize` and `expectedHash`, and removes the chunks.
+    public func commit(uploadID: String, expectedSize: Int64? = nil, expectedHash: ContentHash? = nil) async throws -> StagedBundle {
+        let committed = try await status(uploadID: uploadID)
+        if let expectedSize, expectedSize != committed {
+            throw StoreError(
+                code: .storeSizeMismatch, reason: "the upload does not have the expected size", key: sessionPrefix(uploadID),
+                expected: String(expectedSize), actual: String(committed))
+        }
+        let parts = try await chunks(of: uploadID)
+        let objects = self.objects
+        let streams = parts.map { part in
+            ByteStream(unfolding: LazyObjectStream(objects: objects, key: part.info.key).next)
+        }
+        let staged = try await stage(
+            .concatenating(streams), length: committed, key: sessionPrefix(uploadID) + "bundle.tar.zst", maxBytes: nil,
+            uploadID: uploadID)
+        if let expectedHash {
+            do {
+                try Self.check(staged.hash, expected: expectedHash, key: staged.key)
+            } catch {
+                try? await objects.delete(staged.key)
+                throw error
+            }
+        }
+        for part in parts { try? await objects.delete(part.info.key) }
+        return staged
+    }
+
+    /// Deletes every object of an upload session.
+    public func abort(uploadID: String) async throws {
+        try Self.validateUploadID(uploadID)
+        for object in try await objects.listAll(prefix: sessionPrefix(uploadID)) { try await objects.delete(object.key) }
+    }
+
+    /// Alga's abort (reference 4.7): a key without `/_staging/` is a no-op; a staging key is
+    /// deleted (a missing one counts as deleted). Canonical keys are never deleted here.
+    public func abort(key: String) async throws -> AbortOutcome {
+        try ObjectKey.validate(key)
+        guard key.contains("/_staging/"), key.hasPrefix(stagingPrefix) else { return .noop(key: key) }
+        try await objects.delete(key)
+        return .deleted(key: key)
+    }
+
+    /// Deletes staging sessions whose newest object is older than `age` seconds (default: the
+    /// configured TTL) and returns their ids. Only keys under the staging prefix are listed, so
+    /// canonical bundles are never touched.
+    @discardableResult
+    public func sweepStaging(olderThan age: TimeInterval? = nil, now: Date = Date()) async throws -> [String] {
+        let cutoff = now.addingTimeInterval(-(age ?? configuration.stagingTTL))
+        var newest: [String: Date] = [:]
+        var keys: [String: [String]] = [:]
+        for object in try await objects.listAll(prefix: stagingPrefix) {
+            let rest = object.key.dropFirst(stagingPrefix.count)
+            guard let slash = rest.firstIndex(of: "/") else { continue }
+            let session = String(rest[..<slash])
+            keys[session, default: []].append(object.key)
+            let modified = object.lastModified ?? .distantPast
+            newest[session] = max(newest[session] ?? .distantPast, modified)
+        }
+        var swept: [String] = []
+        for (session, date) in newest where date < cutoff {
+            for key in keys[session] ?? [] { try await objects.delete(key) }
+            swept.append(session)
+        }
+        return swept.sorted()
+    }
+
+    // MARK: - Helpers
+
+    private func sessionPrefix(_ id: String) -> String { stagingPrefix + id + "/" }
+
+    private func chunks(of uploadID: String) async throws -> [(offset: Int64, info: ObjectInfo)] {
+        try await objects.listAll(prefix: sessionPrefix(uploadID) + "chunks/").compactMap { info in
+            Int64(info.key.split(separator: "/").last ?? "").map { ($0, info) }
+        }.sorted { $0.offset < $1.offset }
+    }
+
+    /// Writes `body` to `key` create-only while hashing and counting it.
+    private func stage(
+        _ body: ByteStream, length: Int64?, key: String, maxBytes: Int64?, uploadID: String? = nil
+    ) async throws -> StagedBundle {
+        let hasher = LockedValue(ContentHasher())
+        let observed = body.observing { chunk in
+            let total = hasher.withLock { hasher in
+                hasher.update(chunk)
+                return hasher.byteCount
+            }
+            if let maxBytes, total > maxBytes {
+                throw StoreError(
+                    code: .storeTooLarge, reason: "the bundle is larger than the limit", key: key,
+                    expected: "at most \(maxBytes) bytes", actual: "\(total) bytes or more")
+            }
+        }
+        do {
+            try await objects.put(key, body: observed, length: length, condition: .createOnly)
+        } catch {
+            try? await objects.delete(key)
+            throw error
+        }
+        let (hash, size) = hasher.withLock { ($0.finalize(), $0.byteCount) }
+        let id = uploadID ?? String(key.dropFirst(stagingPrefix.count).prefix { $0 != "/" })
+        return StagedBundle(uploadID: id, key: key, hash: hash, size: size)
+    }
+
+    private static func check(_ actual: ContentHash, expected: ContentHash, key: String) throws(StoreError) {
+        guard actual == expected else {
+            throw StoreError(
+                code: .storeHashMismatch, reason: "the bytes do not hash to the expected content hash", key: key,
+                expected: expected.prefixed, actual: actual.prefixed)
+        }
+    }
+
+    private static func offsetMismatch(_ id: String, expected: Int64, actual: Int64) -> StoreError {
+        StoreError(
+            code: .storeUploadOffset,
+            reason: actual > expected ? "the append would leave a gap" : "the append overlaps committed bytes",
+            key: id, expected: String(expected), actual: String(actual))
+    }
+
+    static func newUploadID() -> String { UUID().uuidString.lowercased() }
+
+    static func offsetName(_ offset: Int64) -> String {
+        let digits = String(offset)
+        return String(repeating: "0", count: max(0, 19 - digits.count)) + digits
+    }
+
+    static func validateUploadID(_ id: String) throws(StoreError) {
+        guard UUID(uuidString: id) != nil, id == id.lowercased() else {
+            throw StoreError(code: .storeUploadNotFound, reason: "not an upload id (a lowercase UUID)", key: id)
+        }
+    }
+}
+
+/// Opens an object on the first read, so a concatenation of many objects holds one open at a time.
+final class LazyObjectStream: @unchecked Sendable {
+    private let objects: any ObjectStore
+    private let key: String
+    private var iterator: ByteStream.AsyncIterator?
+
+    init(objects: any ObjectStore, key: String) {
+        self.objects = objects
+        self.key = key
+    }
+
+    @Sendable func next() async throws -> [UInt8]? {
+        if iterator == nil { iterator = try await objects.get(key).stream.makeAsyncIterator() }
+        return try await iterator?.next()
+    }
+}
+
+extension ErrorCode {
+    /// A bundle is larger than the caller's limit.
+    public static let storeTooLarge: ErrorCode = "STORE_TOO_LARGE"
+}

@@ -1,0 +1,234 @@
+public import BundleCore
+public import Foundation
+
+/// An ``ObjectStore`` in a local folder: the key `a/b/c` is the file `<root>/a/b/c`.
+///
+/// Writes go to a temporary file beside the target (`.<name>.extbundles-tmp-<random>`), which is
+/// fsynced and then linked into place without replacing (create-only) or renamed over the target
+/// (unconditional); the folder is fsynced after. A crash at any point leaves, at worst, a
+/// temporary file that no read or listing shows and that ``removeTemporaryFiles(olderThan:)``
+/// deletes. Keys are validated, so no key reaches outside the root; the root belongs to the store.
+///
+/// File I/O is blocking and runs on the calling task's thread.
+public struct FileSystemObjectStore: ObjectStore {
+    /// The marker in temporary file names; keys containing it are refused.
+    static let temporaryMarker = ".extbundles-tmp-"
+
+    /// The root folder.
+    public let root: String
+
+    /// Opens (and creates, if needed) the store at `root`.
+    public init(root: String) throws {
+        var path = root
+        while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        self.root = path
+    }
+
+    /// The file path of a key (after validation).
+    public func path(for key: String) throws(StoreError) -> String {
+        try ObjectKey.validate(key)
+        guard !key.contains(Self.temporaryMarker) else {
+            throw .invalidKey(key, "'\(Self.temporaryMarker)' is reserved for temporary files")
+        }
+        return root + "/" + key
+    }
+
+    /// The object's info from `stat`.
+    public func head(_ key: String) async throws -> ObjectInfo? {
+        let path = try path(for: key)
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            if errno == ENOENT || errno == ENOTDIR { return nil }
+            throw Self.io("stat", key: key)
+        }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+        return Self.objectInfo(key: key, info)
+    }
+
+    /// Streams the file (or a range) in 1 MiB chunks.
+    public func get(_ key: String, range: ByteRange?) async throws -> ObjectBody {
+        guard let info = try await head(key) else { throw StoreError.notFound(key) }
+        let path = try path(for: key)
+        guard let range else { return ObjectBody(info: info, range: nil, stream: .file(at: path)) }
+        guard let resolved = range.resolve(size: info.size) else {
+            throw StoreError(code: .storeRangeNotSatisfiable, reason: "range \(range.headerValue) is outside the object", key: key)
+        }
+        let stream = ByteStream.file(at: path, offset: resolved.lowerBound, length: resolved.count.int64)
+        return ObjectBody(info: info, range: resolved, stream: stream)
+    }
+
+    /// Writes a temporary file, fsyncs it, then links (create-only) or renames it into place.
+    public func put(_ key: String, body: ByteStream, length: Int64?, condition: WriteCondition) async throws -> ObjectInfo {
+        let path = try path(for: key)
+        if condition == .createOnly, try await head(key) != nil { throw StoreError.alreadyExists(key) }
+        let (temporary, fd) = try makeTemporaryFile(besides: path, key: key)
+        do {
+            var written: Int64 = 0
+            for try await chunk in body {
+                try chunk.withUnsafeBytes { raw in try Self.writeAll(fd, raw, key: key) }
+                written += Int64(chunk.count)
+            }
+            if let length, written != length {
+                throw StoreError(
+                    code: .storeSizeMismatch, reason: "the body does not have the declared length", key: key,
+                    expected: String(length), actual: String(written))
+            }
+            guard fsync(fd) == 0 else { throw Self.io("fsync", key: key) }
+            guard close(fd) == 0 else { throw Self.io("close", key: key) }
+        } catch {
+            close(fd)
+            unlink(temporary)
+            throw error
+        }
+        try publish(temporary, at: path, key: key, condition: condition)
+        guard let info = try await head(key) else { throw StoreError.notFound(key) }
+        return info
+    }
+
+    /// Hard-links the source's file (create-only) or links and renames it (unconditional).
+    public func copy(from source: String, to destination: String, condition: WriteCondition) async throws -> ObjectInfo {
+        let sourcePath = try path(for: source)
+        let destinationPath = try path(for: destination)
+        guard try await head(source) != nil else { throw StoreError.notFound(source) }
+        try makeParent(of: destinationPath, key: destination)
+        let temporary = Self.temporaryName(besides: destinationPath)
+        guard link(sourcePath, temporary) == 0 else {
+            if errno == ENOENT { throw StoreError.notFound(source) }
+            throw Self.io("link", key: destination)
+        }
+        try publish(temporary, at: destinationPath, key: destination, condition: condition)
+        guard let info = try await head(destination) else { throw StoreError.notFound(destination) }
+        return info
+    }
+
+    /// Unlinks the file; a missing file is fine.
+    public func delete(_ key: String) async throws {
+        let path = try path(for: key)
+        guard unlink(path) == 0 || errno == ENOENT || errno == ENOTDIR else { throw Self.io("unlink", key: key) }
+    }
+
+    /// Walks the folders under the prefix; keys sorted by byte order.
+    public func list(prefix: String, continuation: String?, limit: Int) async throws -> ObjectListing {
+        try ObjectKey.validatePrefix(prefix)
+        let directory = prefix.lastIndex(of: "/").map { String(prefix[...$0]) } ?? ""
+        var keys: [(String, stat)] = []
+        walk(relative: directory, prefix: prefix, into: &keys)
+        let infos = Dictionary(keys, uniquingKeysWith: { first, _ in first })
+        let page = ObjectKey.page(Array(infos.keys), after: continuation, limit: limit)
+        return ObjectListing(
+            objects: page.keys.map { Self.objectInfo(key: $0, infos[$0]!) }, continuation: page.continuation)
+    }
+
+    /// Deletes temporary files left by crashed writers that are older than `age` seconds; returns
+    /// how many were removed. Safe to run while writers are active when `age` exceeds the longest
+    /// write.
+    @discardableResult
+    public func removeTemporaryFiles(olderThan age: TimeInterval) -> Int {
+        var removed = 0
+        let cutoff = Date().timeIntervalSince1970 - age
+        guard let walker = FileManager.default.enumerator(atPath: root) else { return 0 }
+        while let relative = walker.nextObject() as? String {
+            guard (relative as NSString).lastPathComponent.contains(Self.temporaryMarker) else { continue }
+            let path = root + "/" + relative
+            var info = stat()
+            if lstat(path, &info) == 0, Double(info.st_mtim.tv_sec) < cutoff, unlink(path) == 0 { removed += 1 }
+        }
+        return removed
+    }
+
+    // MARK: - Helpers
+
+    private func walk(relative: String, prefix: String, into keys: inout [(String, stat)]) {
+        let directory = relative.isEmpty ? root : root + "/" + relative.dropLast(relative.hasSuffix("/") ? 1 : 0)
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: String(directory)) else { return }
+        for name in names where !name.contains(Self.temporaryMarker) {
+            let key = relative + name
+            var info = stat()
+            guard lstat(root + "/" + key, &info) == 0 else { continue }
+            switch info.st_mode & S_IFMT {
+            case S_IFDIR:
+                let folder = key + "/"
+                if folder.hasPrefix(prefix) || prefix.hasPrefix(folder) { walk(relative: folder, prefix: prefix, into: &keys) }
+            case S_IFREG:
+                if key.hasPrefix(prefix) { keys.append((key, info)) }
+            default:
+                continue
+            }
+        }
+    }
+
+    private func makeParent(of path: String, key: String) throws(StoreError) {
+        let parent = (path as NSString).deletingLastPathComponent
+        do {
+            try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        } catch {
+            throw StoreError(code: .storeIO, reason: "cannot create the folder for the key (a file may be in the way)", key: key)
+        }
+    }
+
+    static func temporaryName(besides path: String) -> String {
+        let url = URL(fileURLWithPath: path)
+        let random = (0..<8).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        return url.deletingLastPathComponent().path + "/." + url.lastPathComponent + temporaryMarker + random
+    }
+
+    private func makeTemporaryFile(besides path: String, key: String) throws(StoreError) -> (String, Int32) {
+        try makeParent(of: path, key: key)
+        let temporary = Self.temporaryName(besides: path)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw Self.io("create temporary file", key: key) }
+        return (temporary, fd)
+    }
+
+    /// Moves a finished temporary file to `path`: `link` never replaces, `rename` does.
+    private func publish(_ temporary: String, at path: String, key: String, condition: WriteCondition) throws(StoreError) {
+        defer { unlink(temporary) }
+        switch condition {
+        case .createOnly:
+            guard link(temporary, path) == 0 else {
+                if errno == EEXIST { throw StoreError.alreadyExists(key) }
+                throw Self.io("link", key: key)
+            }
+        case .unconditional:
+            guard rename(temporary, path) == 0 else { throw Self.io("rename", key: key) }
+        }
+        Self.syncDirectory((path as NSString).deletingLastPathComponent)
+    }
+
+    static func syncDirectory(_ path: String) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
+        }
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, key: String) throws(StoreError) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw io("write", key: key)
+            }
+            offset += n
+        }
+    }
+
+    static func io(_ operation: String, key: String) -> StoreError {
+        StoreError(code: .storeIO, reason: "\(operation) failed: \(String(cString: strerror(errno)))", key: key)
+    }
+
+    static func objectInfo(key: String, _ info: stat) -> ObjectInfo {
+        let nanoseconds = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
+        return ObjectInfo(
+            key: key, size: Int64(info.st_size),
+            etag: String(UInt64(info.st_ino), radix: 16) + "-" + String(nanoseconds, radix: 16),
+            lastModified: Date(timeIntervalSince1970: Double(nanoseconds) / 1e9))
+    }
+}
+
+extension Int {
+    var int64: Int64 { Int64(self) }
+}

@@ -1,0 +1,90 @@
+public import BundleCore
+import Crypto
+public import Foundation
+
+/// An ``ObjectStore`` in memory, for the tests of services that use the stores.
+///
+/// It keeps the full contract: create-only writes are atomic (the actor inserts only if absent),
+/// a failing body leaves nothing, keys are validated, listings are ordered and paged.
+public actor InMemoryObjectStore: ObjectStore {
+    private struct Stored {
+        var bytes: [UInt8]
+        var info: ObjectInfo
+    }
+
+    private var objects: [String: Stored] = [:]
+    private let now: @Sendable () -> Date
+
+    /// Creates an empty store.
+    /// - Parameter now: the clock used for `lastModified` (inject one to test time-based sweeps).
+    public init(now: @escaping @Sendable () -> Date = Date.init) {
+        self.now = now
+    }
+
+    /// The object's info, or nil.
+    public func head(_ key: String) async throws -> ObjectInfo? {
+        try ObjectKey.validate(key)
+        return objects[key]?.info
+    }
+
+    /// The object's bytes, or a range of them.
+    public func get(_ key: String, range: ByteRange?) async throws -> ObjectBody {
+        try ObjectKey.validate(key)
+        guard let stored = objects[key] else { throw StoreError.notFound(key) }
+        guard let range else {
+            return ObjectBody(info: stored.info, range: nil, stream: .bytes(stored.bytes))
+        }
+        guard let resolved = range.resolve(size: stored.info.size) else {
+            throw StoreError(code: .storeRangeNotSatisfiable, reason: "range \(range.headerValue) is outside the object", key: key)
+        }
+        let slice = Array(stored.bytes[Int(resolved.lowerBound)...Int(resolved.upperBound)])
+        return ObjectBody(info: stored.info, range: resolved, stream: .bytes(slice))
+    }
+
+    /// Reads the whole body, then inserts it (only if absent, for create-only writes).
+    public func put(_ key: String, body: ByteStream, length: Int64?, condition: WriteCondition) async throws -> ObjectInfo {
+        try ObjectKey.validate(key)
+        if condition == .createOnly, objects[key] != nil { throw StoreError.alreadyExists(key) }
+        var bytes: [UInt8] = []
+        for try await chunk in body { bytes += chunk }
+        if let length, Int64(bytes.count) != length {
+            throw StoreError(
+                code: .storeSizeMismatch, reason: "the body does not have the declared length", key: key,
+                expected: String(length), actual: String(bytes.count))
+        }
+        // The body was read with the actor suspended: check again before inserting.
+        if condition == .createOnly, objects[key] != nil { throw StoreError.alreadyExists(key) }
+        let digest = Insecure.MD5.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        let info = ObjectInfo(key: key, size: Int64(bytes.count), etag: digest, lastModified: now())
+        objects[key] = Stored(bytes: bytes, info: info)
+        return info
+    }
+
+    /// Copies within the store.
+    public func copy(from source: String, to destination: String, condition: WriteCondition) async throws -> ObjectInfo {
+        try ObjectKey.validate(source)
+        try ObjectKey.validate(destination)
+        guard var stored = objects[source] else { throw StoreError.notFound(source) }
+        if condition == .createOnly, objects[destination] != nil { throw StoreError.alreadyExists(destination) }
+        stored.info.key = destination
+        stored.info.lastModified = now()
+        objects[destination] = stored
+        return stored.info
+    }
+
+    /// Removes the object, if any.
+    public func delete(_ key: String) async throws {
+        try ObjectKey.validate(key)
+        objects[key] = nil
+    }
+
+    /// Keys with the prefix, in byte order, paged.
+    public func list(prefix: String, continuation: String?, limit: Int) async throws -> ObjectListing {
+        try ObjectKey.validatePrefix(prefix)
+        let page = ObjectKey.page(objects.keys.filter { $0.hasPrefix(prefix) }, after: continuation, limit: limit)
+        return ObjectListing(objects: page.keys.map { objects[$0]!.info }, continuation: page.continuation)
+    }
+
+    /// The number of objects (for tests).
+    public var count: Int { objects.count }
+}

@@ -1,0 +1,230 @@
+public import BundleCore
+public import Foundation
+
+/// What a store knows about an object.
+public struct ObjectInfo: Sendable, Equatable {
+    /// The key.
+    public var key: String
+    /// Size in bytes.
+    public var size: Int64
+    /// An opaque version tag without quotes (MD5 hex for simple S3 puts).
+    public var etag: String?
+    /// When the object was written.
+    public var lastModified: Date?
+
+    /// Creates an info.
+    public init(key: String, size: Int64, etag: String? = nil, lastModified: Date? = nil) {
+        self.key = key
+        self.size = size
+        self.etag = etag
+        self.lastModified = lastModified
+    }
+}
+
+/// An object being read: its info and its bytes (the requested range only).
+public struct ObjectBody: Sendable {
+    /// The whole object's info (``ObjectInfo/size`` is the full size, also for a range read).
+    public var info: ObjectInfo
+    /// The bytes of the requested range.
+    public var range: ClosedRange<Int64>?
+    /// The bytes.
+    public var stream: ByteStream
+
+    /// Creates a body.
+    public init(info: ObjectInfo, range: ClosedRange<Int64>?, stream: ByteStream) {
+        self.info = info
+        self.range = range
+        self.stream = stream
+    }
+}
+
+/// A byte range to read, as in HTTP `Range`.
+public enum ByteRange: Sendable, Equatable {
+    /// Bytes `first` through `last`, inclusive (clipped to the object).
+    case bounded(first: Int64, last: Int64)
+    /// From `first` to the end.
+    case from(Int64)
+    /// The last `count` bytes.
+    case suffix(Int64)
+
+    /// The concrete inclusive range within an object of `size` bytes, or nil when unsatisfiable.
+    public func resolve(size: Int64) -> ClosedRange<Int64>? {
+        switch self {
+        case .bounded(let first, let last):
+            guard first >= 0, first <= last, first < size else { return nil }
+            return first...min(last, size - 1)
+        case .from(let first):
+            guard first >= 0, first < size else { return nil }
+            return first...(size - 1)
+        case .suffix(let count):
+            guard count > 0, size > 0 else { return nil }
+            return max(0, size - count)...(size - 1)
+        }
+    }
+
+    /// The HTTP `Range` header value.
+    public var headerValue: String {
+        switch self {
+        case .bounded(let first, let last): "bytes=\(first)-\(last)"
+        case .from(let first): "bytes=\(first)-"
+        case .suffix(let count): "bytes=-\(count)"
+        }
+    }
+}
+
+/// When a write may happen.
+public enum WriteCondition: Sendable, Equatable {
+    /// Only if nothing is at the key (`If-None-Match: *`); otherwise `STORE_ALREADY_EXISTS`.
+    case createOnly
+    /// Replace whatever is there.
+    case unconditional
+}
+
+/// One page of a listing.
+public struct ObjectListing: Sendable, Equatable {
+    /// The objects, in the backend's stable listing order (UTF-8 byte order for memory,
+    /// filesystem and AWS S3).
+    public var objects: [ObjectInfo]
+    /// Pass this to get the next page; nil on the last page.
+    public var continuation: String?
+
+    /// Creates a page.
+    public init(objects: [ObjectInfo], continuation: String?) {
+        self.objects = objects
+        self.continuation = continuation
+    }
+}
+
+/// A presigned operation.
+public enum PresignedOperation: Sendable, Equatable {
+    /// Download the object.
+    case get
+    /// Upload the whole object.
+    case put
+    /// Upload one part of a multipart upload.
+    case uploadPart(uploadID: String, partNumber: Int)
+}
+
+/// Where objects live: a flat namespace of keys to immutable byte strings.
+///
+/// The contract every backend keeps (checked by the shared conformance suite):
+/// - Keys follow ``ObjectKey/validate(_:)``; any other key is refused with `STORE_INVALID_KEY`
+///   before anything is touched, and no key ever reaches outside the backend's namespace.
+/// - `put` with ``WriteCondition/createOnly`` is atomic: exactly one of several concurrent writers
+///   to a key succeeds, the others get `STORE_ALREADY_EXISTS`, and an existing object is never
+///   replaced. A write that fails or is interrupted (error, crash, `SIGKILL`) leaves no visible
+///   object at the key, never a partial one.
+/// - `get` and `head` of a missing key: `STORE_NOT_FOUND` and nil. A range outside the object:
+///   `STORE_RANGE_NOT_SATISFIABLE`.
+/// - `copy` keeps the same condition semantics as `put`; copying a missing source is
+///   `STORE_NOT_FOUND`.
+/// - `delete` of a missing key succeeds.
+/// - `list` returns every key with the prefix exactly once across its pages, at most `limit` per
+///   page, in a stable order, with a continuation that resumes after the last key returned. The
+///   in-memory and filesystem stores (and AWS S3) order by UTF-8 bytes; some S3-compatible servers
+///   (SeaweedFS) list folder by folder, so `a/b/1` comes before `a/b-x` there.
+/// - Errors are ``StoreError``s; credentials never appear in their `description`.
+public protocol ObjectStore: Sendable {
+    /// The object's info, or nil when there is none.
+    func head(_ key: String) async throws -> ObjectInfo?
+
+    /// Reads the object, or the `range` of it.
+    func get(_ key: String, range: ByteRange?) async throws -> ObjectBody
+
+    /// Writes `body` (of `length` bytes when known) at `key`.
+    @discardableResult
+    func put(_ key: String, body: ByteStream, length: Int64?, condition: WriteCondition) async throws -> ObjectInfo
+
+    /// Copies the object at `source` to `destination`.
+    @discardableResult
+    func copy(from source: String, to destination: String, condition: WriteCondition) async throws -> ObjectInfo
+
+    /// Deletes the object; a missing object is not an error.
+    func delete(_ key: String) async throws
+
+    /// Lists keys starting with `prefix`, after `continuation`, at most `limit`.
+    func list(prefix: String, continuation: String?, limit: Int) async throws -> ObjectListing
+
+    /// A URL that performs `operation` on `key` without credentials until `expires` seconds from
+    /// now, or nil when the backend cannot presign.
+    func presignedURL(for operation: PresignedOperation, key: String, expires: Int) async throws -> URL?
+}
+
+extension ObjectStore {
+    /// Backends without presigning return nil.
+    public func presignedURL(for operation: PresignedOperation, key: String, expires: Int) async throws -> URL? {
+        nil
+    }
+
+    /// Reads the whole object.
+    public func get(_ key: String) async throws -> ObjectBody { try await get(key, range: nil) }
+
+    /// Writes bytes held in memory.
+    @discardableResult
+    public func put(_ key: String, bytes: [UInt8], condition: WriteCondition = .createOnly) async throws -> ObjectInfo {
+        try await put(key, body: .bytes(bytes), length: Int64(bytes.count), condition: condition)
+    }
+
+    /// Reads the whole object into memory, refusing more than `limit` bytes.
+    public func bytes(_ key: String, limit: Int = 64 << 20) async throws -> [UInt8] {
+        try await get(key).stream.collect(upTo: limit)
+    }
+
+    /// Every key with `prefix`, following continuations.
+    public func listAll(prefix: String, pageSize: Int = 1_000) async throws -> [ObjectInfo] {
+        var all: [ObjectInfo] = []
+        var continuation: String?
+        repeat {
+            let page = try await list(prefix: prefix, continuation: continuation, limit: pageSize)
+            all += page.objects
+            continuation = page.continuation
+        } while continuation != nil
+        return all
+    }
+}
+
+/// The rules every object key follows, on every backend.
+public enum ObjectKey {
+    /// The longest key, in UTF-8 bytes (S3's limit).
+    public static let maxLength = 1_024
+
+    /// Refuses empty keys, keys over 1,024 bytes, a leading or trailing `/`, empty, `.` or `..`
+    /// segments, and control characters.
+    public static func validate(_ key: String) throws(StoreError) {
+        guard !key.isEmpty else { throw .invalidKey(key, "the key is empty") }
+        guard key.utf8.count <= maxLength else { throw .invalidKey(String(key.prefix(64)) + "…", "longer than \(maxLength) bytes") }
+        guard !key.hasPrefix("/") else { throw .invalidKey(key, "a key may not start with '/'") }
+        guard !key.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) else {
+            throw .invalidKey(key, "control characters are not allowed")
+        }
+        for segment in key.split(separator: "/", omittingEmptySubsequences: false).dropLast() {
+            if segment.isEmpty { throw .invalidKey(key, "empty path segment") }
+            if segment == "." || segment == ".." { throw .invalidKey(key, "'\(segment)' segments are not allowed") }
+        }
+        let last = key.split(separator: "/", omittingEmptySubsequences: false).last ?? ""
+        if last.isEmpty { throw .invalidKey(key, "a key may not end with '/'") }
+        if last == "." || last == ".." { throw .invalidKey(key, "'\(last)' segments are not allowed") }
+    }
+
+    /// Whether `lhs` sorts before `rhs` in UTF-8 byte order, the order of every listing.
+    public static func precedes(_ lhs: String, _ rhs: String) -> Bool {
+        lhs.utf8.lexicographicallyPrecedes(rhs.utf8)
+    }
+
+    /// One page of `keys` (any order): those after `continuation`, sorted, at most `limit`, and the
+    /// continuation for the next page.
+    public static func page(_ keys: [String], after continuation: String?, limit: Int) -> (keys: [String], continuation: String?) {
+        let sorted = keys.filter { key in continuation.map { precedes($0, key) } ?? true }.sorted(by: precedes)
+        let page = Array(sorted.prefix(max(1, limit)))
+        return (page, sorted.count > page.count ? page.last : nil)
+    }
+
+    /// Refuses a prefix with `..` or `.` segments or a leading `/` (an empty prefix is fine).
+    public static func validatePrefix(_ prefix: String) throws(StoreError) {
+        guard !prefix.isEmpty else { return }
+        guard !prefix.hasPrefix("/") else { throw .invalidKey(prefix, "a prefix may not start with '/'") }
+        for segment in prefix.split(separator: "/", omittingEmptySubsequences: true) where segment == "." || segment == ".." {
+            throw .invalidKey(prefix, "'\(segment)' segments are not allowed")
+        }
+    }
+}

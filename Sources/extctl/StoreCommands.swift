@@ -1,0 +1,174 @@
+import ArgumentParser
+import BundleCore
+import BundleStore
+import BundleStoreS3
+import Foundation
+
+/// Options that pick the bundle store.
+struct StoreOptions: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            "file:///PATH (or a plain path) or s3://BUCKET[/PREFIX]; S3 endpoint and credentials come from STORAGE_S3_*.",
+            valueName: "url"))
+    var store: String = ProcessInfo.processInfo.environment["EXT_STORE_URL"] ?? ".ext-data/store"
+
+    @Option(help: "Key prefix of canonical bundles (BUNDLE_STORE_BASE).")
+    var base: String = ProcessInfo.processInfo.environment["BUNDLE_STORE_BASE"] ?? "sha256/"
+
+    func objectStore() throws -> any ObjectStore {
+        if store.hasPrefix("s3://") {
+            let rest = store.dropFirst("s3://".count)
+            let bucket = String(rest.prefix { $0 != "/" })
+            var prefix = String(rest.dropFirst(bucket.count)).trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+            if !prefix.isEmpty { prefix += "/" }
+            let configuration = try S3ObjectStore.Configuration.fromEnvironment(bucket: bucket, keyPrefix: prefix)
+            return try S3ObjectStore(configuration: configuration)
+        }
+        var path = store
+        if path.hasPrefix("file://") { path = String(path.dropFirst("file://".count)) } else if path.hasPrefix("file:") {
+            path = String(path.dropFirst("file:".count))
+        }
+        guard !path.isEmpty, !store.contains("://") || store.hasPrefix("file://") else {
+            throw StoreError(code: .storeConfiguration, reason: "unsupported store URL '\(store)' (use file:///PATH or s3://BUCKET)")
+        }
+        return try FileSystemObjectStore(root: path)
+    }
+
+    func bundleStore() throws -> BundleStore {
+        try BundleStore(objects: objectStore(), configuration: .init(layout: .contentAddressed(base: base)))
+    }
+}
+
+struct Store: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Operate the content-addressed bundle store (filesystem or S3).",
+        subcommands: [PutBundle.self, GetBundle.self, HeadBundle.self, Presign.self, List.self])
+
+    struct PutBundle: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "put-bundle",
+            abstract: "Store a bundle write-once under its content hash; prints sha256:<hex> and stored or already present.")
+
+        @Argument(help: "The bundle file.")
+        var file: String
+
+        @Option(help: "Refuse unless the file hashes to this (bare hex or sha256:<hex>).")
+        var expectHash: String?
+
+        @OptionGroup var options: StoreOptions
+
+        func run() async throws {
+            let expected = try expectHash.map { try ContentHash(parsing: $0) }
+            var info = stat()
+            guard stat(file, &info) == 0 else {
+                throw StoreError(code: .storeIO, reason: "cannot read the bundle file: \(String(cString: strerror(errno)))", key: file)
+            }
+            let isRegular = (info.st_mode & S_IFMT) == S_IFREG
+            let stored = try await options.bundleStore().putBundle(
+                .file(at: file), length: isRegular ? Int64(info.st_size) : nil, expected: expected)
+            Console.out("\(stored.hash.prefixed)  \(stored.outcome.rawValue)")
+        }
+    }
+
+    struct GetBundle: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "get-bundle", abstract: "Download a bundle, checking its hash while it is written.")
+
+        @Argument(help: "The content hash.")
+        var hash: String
+
+        @Option(name: .shortAndLong, help: "Where to write it.")
+        var output: String
+
+        @OptionGroup var options: StoreOptions
+
+        func run() async throws {
+            let hash = try ContentHash(parsing: hash)
+            let body = try await options.bundleStore().getBundle(hash)
+            let temporary = output + ".part-\(getpid())"
+            guard FileManager.default.createFile(atPath: temporary, contents: nil), let handle = FileHandle(forWritingAtPath: temporary) else {
+                throw StoreError(code: .storeIO, reason: "cannot create the output file", key: output)
+            }
+            var hasher = ContentHasher()
+            do {
+                for try await chunk in body.stream {
+                    hasher.update(chunk)
+                    try handle.write(contentsOf: chunk)
+                }
+                try handle.close()
+                guard hasher.finalize() == hash else {
+                    throw StoreError(
+                        code: .storeCorruptObject, reason: "the stored bundle does not match its hash", key: hash.hex,
+                        expected: hash.prefixed, actual: hasher.finalize().prefixed)
+                }
+                guard rename(temporary, output) == 0 else {
+                    throw StoreError(code: .storeIO, reason: "cannot move the file into place", key: output)
+                }
+            } catch {
+                try? handle.close()
+                unlink(temporary)
+                throw error
+            }
+            Console.out("\(hash.prefixed)  \(hasher.byteCount) bytes  \(output)")
+        }
+    }
+
+    struct HeadBundle: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "head-bundle", abstract: "Show a stored bundle's key, size and ETag.")
+
+        @Argument(help: "The content hash.")
+        var hash: String
+
+        @OptionGroup var options: StoreOptions
+
+        func run() async throws {
+            let hash = try ContentHash(parsing: hash)
+            let store = try options.bundleStore()
+            guard let info = try await store.headBundle(hash) else { throw StoreError.notFound(store.bundleKey(for: hash)) }
+            Console.out("key:  \(info.key)")
+            Console.out("size: \(info.size)")
+            if let etag = info.etag { Console.out("etag: \(etag)") }
+            if let modified = info.lastModified { Console.out("modified: \(ISO8601DateFormatter().string(from: modified))") }
+        }
+    }
+
+    struct Presign: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print a presigned GET (or PUT) URL for a bundle.")
+
+        @Argument(help: "The content hash.")
+        var hash: String
+
+        @Flag(help: "Presign an upload instead of a download.")
+        var put = false
+
+        @Option(help: "Seconds the URL stays valid (1-604800).")
+        var expires: Int = 900
+
+        @OptionGroup var options: StoreOptions
+
+        func run() async throws {
+            let hash = try ContentHash(parsing: hash)
+            let store = try options.bundleStore()
+            let key = store.bundleKey(for: hash)
+            guard let url = try await store.objects.presignedURL(for: put ? .put : .get, key: key, expires: expires) else {
+                throw StoreError(code: .storeUnsupported, reason: "this store cannot presign URLs (use an s3:// store)", key: key)
+            }
+            Console.out(url.absoluteString)
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List keys with their sizes.")
+
+        @Option(help: "Only keys starting with this.")
+        var prefix: String = ""
+
+        @OptionGroup var options: StoreOptions
+
+        func run() async throws {
+            for object in try await options.objectStore().listAll(prefix: prefix) {
+                Console.out("\(String(repeating: " ", count: max(0, 12 - String(object.size).count)))\(object.size)  \(object.key)")
+            }
+        }
+    }
+}
