@@ -131,7 +131,7 @@ public final class LockedValue<Value>: @unchecked Sendable {
     }
 }
 
-/// Reads a file in chunks with `pread`; used by ``ByteStream/file(at:offset:length:chunkSize:)``.
+/// Reads a file (or a FIFO) sequentially in chunks; used by ``ByteStream/file(at:offset:length:chunkSize:)``.
 final class FileChunkReader: @unchecked Sendable {
     private let path: String
     private let chunkSize: Int
@@ -155,13 +155,17 @@ final class FileChunkReader: @unchecked Sendable {
         if fd < 0 {
             fd = open(path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+            // Seek once, then read sequentially, so pipes and FIFOs work too (without an offset).
+            if position > 0, lseek(fd, off_t(position), SEEK_SET) < 0 {
+                throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
+            }
         }
         let want = Int(min(Int64(chunkSize), remaining ?? Int64(chunkSize)))
         guard want > 0 else { return nil }
         var chunk = [UInt8](repeating: 0, count: want)
         var filled = 0
         while filled < want {
-            let n = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + filled, want - filled, off_t(position)) }
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress! + filled, want - filled) }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)

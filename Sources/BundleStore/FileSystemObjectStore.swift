@@ -91,9 +91,14 @@ public struct FileSystemObjectStore: ObjectStore {
         let sourcePath = try path(for: source)
         let destinationPath = try path(for: destination)
         guard try await head(source) != nil else { throw StoreError.notFound(source) }
-        try makeParent(of: destinationPath, key: destination)
         let temporary = Self.temporaryName(besides: destinationPath)
-        guard link(sourcePath, temporary) == 0 else {
+        var attempts = 0
+        while true {
+            try makeParent(of: destinationPath, key: destination)
+            if link(sourcePath, temporary) == 0 { break }
+            attempts += 1
+            // ENOENT: the source is gone, or a concurrent delete pruned the new folder: retry once.
+            if errno == ENOENT && attempts < 3 && FileManager.default.fileExists(atPath: sourcePath) { continue }
             if errno == ENOENT { throw StoreError.notFound(source) }
             throw Self.io("link", key: destination)
         }
@@ -102,10 +107,14 @@ public struct FileSystemObjectStore: ObjectStore {
         return info
     }
 
-    /// Unlinks the file; a missing file is fine.
+    /// Unlinks the file (a missing file is fine), then removes the folders it leaves empty.
     public func delete(_ key: String) async throws {
         let path = try path(for: key)
         guard unlink(path) == 0 || errno == ENOENT || errno == ENOTDIR else { throw Self.io("unlink", key: key) }
+        var folder = (path as NSString).deletingLastPathComponent
+        while folder.count > root.count, folder.hasPrefix(root + "/"), rmdir(folder) == 0 {
+            folder = (folder as NSString).deletingLastPathComponent
+        }
     }
 
     /// Walks the folders under the prefix; keys sorted by byte order.
@@ -174,11 +183,14 @@ public struct FileSystemObjectStore: ObjectStore {
     }
 
     private func makeTemporaryFile(besides path: String, key: String) throws(StoreError) -> (String, Int32) {
-        try makeParent(of: path, key: key)
         let temporary = Self.temporaryName(besides: path)
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw Self.io("create temporary file", key: key) }
-        return (temporary, fd)
+        for _ in 0..<3 {
+            try makeParent(of: path, key: key)
+            let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            if fd >= 0 { return (temporary, fd) }
+            guard errno == ENOENT else { break }  // ENOENT: a concurrent delete pruned the folder
+        }
+        throw Self.io("create temporary file", key: key)
     }
 
     /// Moves a finished temporary file to `path`: `link` never replaces, `rename` does.
@@ -190,6 +202,7 @@ public struct FileSystemObjectStore: ObjectStore {
                 if errno == EEXIST { throw StoreError.alreadyExists(key) }
                 throw Self.io("link", key: key)
             }
+            // The temporary file still names the same inode; the deferred unlink removes it.
         case .unconditional:
             guard rename(temporary, path) == 0 else { throw Self.io("rename", key: key) }
         }
