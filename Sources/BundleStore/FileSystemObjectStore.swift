@@ -59,6 +59,7 @@ public struct FileSystemObjectStore: ObjectStore {
     }
 
     /// Writes a temporary file, fsyncs it, then links (create-only) or renames it into place.
+    @discardableResult
     public func put(_ key: String, body: ByteStream, length: Int64?, condition: WriteCondition) async throws -> ObjectInfo {
         let path = try path(for: key)
         if condition == .createOnly, try await head(key) != nil { throw StoreError.alreadyExists(key) }
@@ -87,6 +88,7 @@ public struct FileSystemObjectStore: ObjectStore {
     }
 
     /// Hard-links the source's file (create-only) or links and renames it (unconditional).
+    @discardableResult
     public func copy(from source: String, to destination: String, condition: WriteCondition) async throws -> ObjectInfo {
         let sourcePath = try path(for: source)
         let destinationPath = try path(for: destination)

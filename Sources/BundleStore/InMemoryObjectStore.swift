@@ -42,6 +42,7 @@ public actor InMemoryObjectStore: ObjectStore {
     }
 
     /// Reads the whole body, then inserts it (only if absent, for create-only writes).
+    @discardableResult
     public func put(_ key: String, body: ByteStream, length: Int64?, condition: WriteCondition) async throws -> ObjectInfo {
         try ObjectKey.validate(key)
         if condition == .createOnly, objects[key] != nil { throw StoreError.alreadyExists(key) }
@@ -61,6 +62,7 @@ public actor InMemoryObjectStore: ObjectStore {
     }
 
     /// Copies within the store.
+    @discardableResult
     public func copy(from source: String, to destination: String, condition: WriteCondition) async throws -> ObjectInfo {
         try ObjectKey.validate(source)
         try ObjectKey.validate(destination)

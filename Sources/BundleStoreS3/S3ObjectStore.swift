@@ -203,6 +203,7 @@ public struct S3ObjectStore: ObjectStore {
     }
 
     /// PUT (streamed) or a multipart upload, with `If-None-Match: *` for create-only writes.
+    @discardableResult
     public func put(_ key: String, body: ByteStream, length: Int64?, condition: WriteCondition) async throws -> ObjectInfo {
         try ObjectKey.validate(key)
         if let length, length <= configuration.multipartThreshold {
@@ -220,6 +221,7 @@ public struct S3ObjectStore: ObjectStore {
     }
 
     /// CopyObject, with `If-None-Match: *` for create-only copies.
+    @discardableResult
     public func copy(from source: String, to destination: String, condition: WriteCondition) async throws -> ObjectInfo {
         try ObjectKey.validate(source)
         try ObjectKey.validate(destination)
