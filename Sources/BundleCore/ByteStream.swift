@@ -76,6 +76,15 @@ public struct ByteStream: AsyncSequence, Sendable {
         })
     }
 
+    /// A stream that holds back its last chunk until the source has ended, then calls `check`:
+    /// if `check` throws, the stream fails instead of delivering the last chunk, so a consumer
+    /// that commits only a complete body (a PUT with a known length, a multipart upload, a
+    /// temporary file) never commits bytes that failed the check.
+    public func checkingBeforeEnd(_ check: @escaping @Sendable () throws -> Void) -> ByteStream {
+        let state = HoldBack(IteratorBox(makeAsyncIterator()))
+        return ByteStream(unfolding: { try await state.next(check) })
+    }
+
     /// The streams one after the other.
     public static func concatenating(_ streams: [ByteStream]) -> ByteStream {
         let state = LockedValue((index: 0, iterator: streams.first.map { IteratorBox($0.makeAsyncIterator()) }))
@@ -113,6 +122,32 @@ final class IteratorBox<Iterator: AsyncIteratorProtocol>: @unchecked Sendable {
     init(_ iterator: Iterator) { self.iterator = iterator }
 
     func next() async throws -> Iterator.Element? { try await iterator.next() }
+}
+
+/// The state of ``ByteStream/checkingBeforeEnd(_:)``; used by its single consumer only.
+final class HoldBack: @unchecked Sendable {
+    private let source: IteratorBox<ByteStream.AsyncIterator>
+    private var held: [UInt8]?
+    private var started = false
+    private var finished = false
+
+    init(_ source: IteratorBox<ByteStream.AsyncIterator>) { self.source = source }
+
+    func next(_ check: () throws -> Void) async throws -> [UInt8]? {
+        if finished { return nil }
+        if !started {
+            started = true
+            held = try await source.next()
+        }
+        let following = held == nil ? nil : try await source.next()
+        guard following != nil else {
+            finished = true
+            try check()
+            return held
+        }
+        defer { held = following }
+        return held
+    }
 }
 
 /// A value behind a lock.

@@ -163,8 +163,14 @@ public struct BundleStore: Sendable {
         try await objects.get(bundleKey(for: hash), range: range)
     }
 
-    /// Streams `body` to a staging key while hashing it, checks it against `expected`, then copies
-    /// it create-only to its canonical key and removes the staging object.
+    /// Stores a bundle write-once under its content hash.
+    ///
+    /// Without `expected`, the bytes stream to a staging key while they are hashed, then are
+    /// copied create-only to the canonical key, and the staging object is removed. With
+    /// `expected`, they stream straight to the canonical key, create-only, and the hash is checked
+    /// before the last chunk is released, so a body that does not hash to `expected` fails the
+    /// write and leaves nothing; when that bundle is already stored (and re-hashes correctly), the
+    /// body is not read at all.
     /// - Parameters:
     ///   - length: the exact length when known (lets backends stream without buffering).
     ///   - expected: the hash the bytes must have; a mismatch is `STORE_HASH_MISMATCH` and leaves
@@ -173,6 +179,7 @@ public struct BundleStore: Sendable {
     public func putBundle(
         _ body: ByteStream, length: Int64? = nil, expected: ContentHash? = nil, maxBytes: Int64? = nil
     ) async throws -> StoredBundle {
+        if let expected { return try await putBundle(body, length: length, directlyAs: expected, maxBytes: maxBytes) }
         let staged = try await stage(body, length: length, key: stagingPrefix + Self.newUploadID() + "/bundle.tar.zst", maxBytes: maxBytes)
         do {
             if let expected { try Self.check(staged.hash, expected: expected, key: staged.key) }
@@ -181,6 +188,28 @@ public struct BundleStore: Sendable {
         } catch {
             try? await objects.delete(staged.key)
             throw error
+        }
+    }
+
+    private func putBundle(
+        _ body: ByteStream, length: Int64?, directlyAs expected: ContentHash, maxBytes: Int64?
+    ) async throws -> StoredBundle {
+        let key = bundleKey(for: expected)
+        if let existing = try await objects.head(key) {
+            try await verifyCanonical(key: key, hash: expected, size: existing.size)
+            return StoredBundle(hash: expected, size: existing.size, key: key, outcome: .alreadyPresent)
+        }
+        let hasher = LockedValue(ContentHasher())
+        let checked = Self.counting(body, into: hasher, key: key, maxBytes: maxBytes).checkingBeforeEnd {
+            try Self.check(hasher.withLock { $0.finalize() }, expected: expected, key: key)
+        }
+        do {
+            let info = try await objects.put(key, body: checked, length: length, condition: .createOnly)
+            return StoredBundle(hash: expected, size: info.size, key: key, outcome: .stored)
+        } catch let error as StoreError where error.code == .storeAlreadyExists {
+            try await verifyCanonical(key: key, hash: expected)
+            let size = try await objects.head(key)?.size ?? 0
+            return StoredBundle(hash: expected, size: size, key: key, outcome: .alreadyPresent)
         }
     }
 
@@ -338,7 +367,23 @@ public struct BundleStore: Sendable {
         _ body: ByteStream, length: Int64?, key: String, maxBytes: Int64?, uploadID: String? = nil
     ) async throws -> StagedBundle {
         let hasher = LockedValue(ContentHasher())
-        let observed = body.observing { chunk in
+        let observed = Self.counting(body, into: hasher, key: key, maxBytes: maxBytes)
+        do {
+            try await objects.put(key, body: observed, length: length, condition: .createOnly)
+        } catch {
+            try? await objects.delete(key)
+            throw error
+        }
+        let (hash, size) = hasher.withLock { ($0.finalize(), $0.byteCount) }
+        let id = uploadID ?? String(key.dropFirst(stagingPrefix.count).prefix { $0 != "/" })
+        return StagedBundle(uploadID: id, key: key, hash: hash, size: size)
+    }
+
+    /// `body`, hashed into `hasher` as it passes, failing with `STORE_TOO_LARGE` past `maxBytes`.
+    private static func counting(
+        _ body: ByteStream, into hasher: LockedValue<ContentHasher>, key: String, maxBytes: Int64?
+    ) -> ByteStream {
+        body.observing { chunk in
             let total = hasher.withLock { hasher in
                 hasher.update(chunk)
                 return hasher.byteCount
@@ -349,15 +394,6 @@ public struct BundleStore: Sendable {
                     expected: "at most \(maxBytes) bytes", actual: "\(total) bytes or more")
             }
         }
-        do {
-            try await objects.put(key, body: observed, length: length, condition: .createOnly)
-        } catch {
-            try? await objects.delete(key)
-            throw error
-        }
-        let (hash, size) = hasher.withLock { ($0.finalize(), $0.byteCount) }
-        let id = uploadID ?? String(key.dropFirst(stagingPrefix.count).prefix { $0 != "/" })
-        return StagedBundle(uploadID: id, key: key, hash: hash, size: size)
     }
 
     private static func check(_ actual: ContentHash, expected: ContentHash, key: String) throws(StoreError) {

@@ -80,6 +80,7 @@ public struct FileSystemObjectStore: ObjectStore {
         } catch {
             close(fd)
             unlink(temporary)
+            pruneEmptyFolders(above: temporary)
             throw error
         }
         try publish(temporary, at: path, key: key, condition: condition)
@@ -113,6 +114,11 @@ public struct FileSystemObjectStore: ObjectStore {
     public func delete(_ key: String) async throws {
         let path = try path(for: key)
         guard unlink(path) == 0 || errno == ENOENT || errno == ENOTDIR else { throw Self.io("unlink", key: key) }
+        pruneEmptyFolders(above: path)
+    }
+
+    /// Removes the folders above `path` that are empty, up to the root.
+    private func pruneEmptyFolders(above path: String) {
         var folder = (path as NSString).deletingLastPathComponent
         while folder.count > root.count, folder.hasPrefix(root + "/"), rmdir(folder) == 0 {
             folder = (folder as NSString).deletingLastPathComponent

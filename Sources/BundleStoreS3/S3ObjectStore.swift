@@ -33,7 +33,9 @@ public struct S3ObjectStore: ObjectStore {
         public var keyPrefix: String
         /// Multipart part size in bytes; at least 5 MiB. Default 8 MiB.
         public var partSize: Int
-        /// Known-length bodies up to this size go up in one streamed PUT. Default 16 MiB.
+        /// Known-length bodies up to this size go up in one streamed PUT, in constant memory.
+        /// Default 256 MiB, above Alga's 200 MiB bundle cap; lower it (over a slow link, say) to
+        /// get parallel parts that are retried one by one.
         public var multipartThreshold: Int64
         /// Parts uploaded at once. Default 3 (with 8 MiB parts: under 64 MiB of RSS in all).
         public var partConcurrency: Int
@@ -50,7 +52,7 @@ public struct S3ObjectStore: ObjectStore {
         public init(
             endpoint: URL?, region: String, bucket: String, credentials: AWSSigV4.Credentials,
             forcePathStyle: Bool? = nil, keyPrefix: String = "", partSize: Int = 8 << 20,
-            multipartThreshold: Int64 = 16 << 20, partConcurrency: Int = 3, maxAttempts: Int = 4,
+            multipartThreshold: Int64 = 256 << 20, partConcurrency: Int = 3, maxAttempts: Int = 4,
             baseRetryDelay: Double = 0.1, maxRetryDelay: Double = 2, requestTimeout: Int64 = 300
         ) {
             self.endpoint = endpoint

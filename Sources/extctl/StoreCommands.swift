@@ -1,4 +1,5 @@
 import ArgumentParser
+import BundleArchive
 import BundleCore
 import BundleStore
 import BundleStoreS3
@@ -34,6 +35,9 @@ struct StoreOptions: ParsableArguments {
         return try FileSystemObjectStore(root: path)
     }
 
+    /// Whether the store is reached over the network.
+    var isRemote: Bool { store.hasPrefix("s3://") }
+
     func bundleStore() throws -> BundleStore {
         try BundleStore(objects: objectStore(), configuration: .init(layout: .contentAddressed(base: base)))
     }
@@ -64,8 +68,13 @@ struct Store: AsyncParsableCommand {
                 throw StoreError(code: .storeIO, reason: "cannot read the bundle file: \(String(cString: strerror(errno)))", key: file)
             }
             let isRegular = (info.st_mode & S_IFMT) == S_IFREG
+            // For a remote store, hash the local file first: the upload then goes straight to its
+            // canonical key (and is skipped when already there) instead of staging plus a
+            // server-side copy, which rewrites every byte on some servers.
+            var knownHash = expected
+            if knownHash == nil, isRegular, options.isRemote { knownHash = try FileHashing.hash(fileAt: file) }
             let stored = try await options.bundleStore().putBundle(
-                .file(at: file), length: isRegular ? Int64(info.st_size) : nil, expected: expected)
+                .file(at: file), length: isRegular ? Int64(info.st_size) : nil, expected: knownHash)
             Console.out("\(stored.hash.prefixed)  \(stored.outcome.rawValue)")
         }
     }

@@ -58,8 +58,9 @@ import TestSupport
         let store = try BundleStore(objects: fixture.store)
         let bytes = TestSupport.randomBytes(100_000, seed: 2)
         let claimed = ContentHash.of([0])
+        // Several chunks, so most of the body is already sent when the hash check fails.
         let error = await #expect(throws: StoreError.self) {
-            try await store.putBundle(.bytes(bytes), length: Int64(bytes.count), expected: claimed)
+            try await store.putBundle(.bytes(bytes, chunkSize: 10_000), length: Int64(bytes.count), expected: claimed)
         }
         #expect(error?.code == .storeHashMismatch)
         #expect(error?.expected == claimed.prefixed)
@@ -90,15 +91,40 @@ import TestSupport
     }
 
     @Test(arguments: Backend.available)
+    func aKnownHashGoesStraightToItsKey(_ backend: Backend) async throws {
+        let fixture = try backend.make()
+        let store = try BundleStore(objects: fixture.store)
+        let bytes = TestSupport.randomBytes(120_000, seed: 6)
+        let hash = ContentHash.of(bytes)
+        let outcomes = try await withThrowingTaskGroup(of: StoredBundle.Outcome.self) { group in
+            for _ in 0..<16 {
+                group.addTask {
+                    try await store.putBundle(.bytes(bytes, chunkSize: 30_000), length: Int64(bytes.count), expected: hash).outcome
+                }
+            }
+            return try await group.reduce(into: [StoredBundle.Outcome]()) { $0.append($1) }
+        }
+        #expect(outcomes.filter { $0 == .stored }.count == 1)
+        #expect(outcomes.count == 16)
+        #expect(try await fixture.store.listAll(prefix: "").map(\.key) == [store.bundleKey(for: hash)])
+        // Already stored: the body is not even read.
+        let again = try await store.putBundle(failingStream(after: [0]), expected: hash)
+        #expect(again == StoredBundle(hash: hash, size: 120_000, key: store.bundleKey(for: hash), outcome: .alreadyPresent))
+        #expect(try await contents(fixture.store, store.bundleKey(for: hash)) == bytes)
+    }
+
+    @Test(arguments: Backend.available)
     func differentBytesUnderAHashKeyAreNeverOverwritten(_ backend: Backend) async throws {
         let fixture = try backend.make()
         let store = try BundleStore(objects: fixture.store)
         let bytes = TestSupport.randomBytes(10_000, seed: 4)
         let key = store.bundleKey(for: ContentHash.of(bytes))
         try await fixture.store.put(key, bytes: [6, 6, 6])  // a corrupt object planted at the key
-        let error = await #expect(throws: StoreError.self) { try await store.putBundle(.bytes(bytes)) }
-        #expect(error?.code == .storeCorruptObject)
-        #expect(error?.key == key)
+        for expected in [nil, ContentHash.of(bytes)] {
+            let error = await #expect(throws: StoreError.self) { try await store.putBundle(.bytes(bytes), expected: expected) }
+            #expect(error?.code == .storeCorruptObject)
+            #expect(error?.key == key)
+        }
         #expect(try await contents(fixture.store, key) == [6, 6, 6])
         #expect(try await fixture.store.listAll(prefix: store.stagingPrefix).isEmpty)
     }
