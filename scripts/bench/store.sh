@@ -53,11 +53,15 @@ cmp -s down-ours.bin bundle.tar.zst || { echo "download differs" >&2; exit 1; }
 read -r T_FS T_CP < <($TIMEIT 'rm -rf fs-store && sync' "$EXTCTL store put-bundle bundle.tar.zst --store file://$WORK/fs-store >/dev/null" \
     'rm -f copy.bin && sync' "cp bundle.tar.zst copy.bin && openssl dgst -sha256 copy.bin >/dev/null")
 
-M_UP=$(rss "$CLEAN_OURS; $EXTCTL store put-bundle bundle.tar.zst --store s3://$BUCKET/bench-ours")
+$CLEAN_OURS  # not inside the measured command: the aws CLI's own RSS would count
+M_UP=$(rss "$EXTCTL store put-bundle bundle.tar.zst --store s3://$BUCKET/bench-ours")
+$CLEAN_AWS
 M_AWS_UP=$(rss "$AWS s3 cp --only-show-errors bundle.tar.zst s3://$BUCKET/bench-aws/bundle.tar.zst")
-M_DOWN=$(rss "rm -f down-ours.bin; $EXTCTL store get-bundle $HASH -o down-ours.bin --store s3://$BUCKET/bench-ours")
+rm -f down-ours.bin
+M_DOWN=$(rss "$EXTCTL store get-bundle $HASH -o down-ours.bin --store s3://$BUCKET/bench-ours")
 M_AWS_DOWN=$(rss "$AWS s3 cp --only-show-errors s3://$BUCKET/bench-aws/bundle.tar.zst down-aws.bin")
-M_FS=$(rss "rm -rf fs-store; $EXTCTL store put-bundle bundle.tar.zst --store file://$WORK/fs-store")
+rm -rf fs-store
+M_FS=$(rss "$EXTCTL store put-bundle bundle.tar.zst --store file://$WORK/fs-store")
 rm -rf fs-store copy.bin down-*.bin
 
 echo
