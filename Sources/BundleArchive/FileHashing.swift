@@ -23,16 +23,9 @@ public enum FileHashing {
         return hasher.finalize()
     }
 
-    /// Writes all of `chunk` to `fd`, retrying short writes and `EINTR`.
+    /// Writes all of `chunk` to `fd`; a failure is `ARCHIVE_IO` naming `path`.
     static func writeAll(_ fd: Int32, _ chunk: UnsafeRawBufferPointer, path: String) throws(ArchiveError) {
-        var offset = 0
-        while offset < chunk.count {
-            let n = write(fd, chunk.baseAddress! + offset, chunk.count - offset)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw ArchiveError.io("write", path: path, errno: errno)
-            }
-            offset += n
-        }
+        let failure = FileIO.writeAll(fd, chunk)
+        if failure != 0 { throw ArchiveError.io("write", path: path, errno: failure) }
     }
 }

@@ -226,14 +226,10 @@ public struct FileSystemObjectStore: ObjectStore {
     }
 
     static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, key: String) throws(StoreError) {
-        var offset = 0
-        while offset < bytes.count {
-            let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw io("write", key: key)
-            }
-            offset += n
+        let failure = FileIO.writeAll(fd, bytes)
+        if failure != 0 {
+            errno = failure
+            throw io("write", key: key)
         }
     }
 

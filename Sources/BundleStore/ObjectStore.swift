@@ -183,6 +183,43 @@ extension ObjectStore {
     }
 }
 
+/// A part of a multipart upload, as the backend acknowledged it.
+public struct UploadedPart: Sendable, Equatable {
+    /// 1-based part number.
+    public var number: Int
+    /// The ETag the backend returned for it, without quotes.
+    public var etag: String
+
+    /// Creates a part record.
+    public init(number: Int, etag: String) {
+        self.number = number
+        self.etag = etag
+    }
+}
+
+/// The optional multipart capability (S3): an object assembled from parts uploaded separately,
+/// in parallel or by another client through presigned part URLs.
+///
+/// Contract: nothing is visible at the key until ``completeMultipartUpload(_:uploadID:parts:condition:)``
+/// succeeds; every part but the last must be at least 5 MiB (otherwise the completion fails with
+/// `STORE_INVALID_ARGUMENT`); ``WriteCondition/createOnly`` is enforced at completion; an aborted
+/// or completed upload id is `STORE_NO_SUCH_UPLOAD` afterwards. Check for it with
+/// `store as? any MultipartObjectStore`.
+public protocol MultipartObjectStore: ObjectStore {
+    /// Starts an upload and returns its id.
+    func createMultipartUpload(_ key: String) async throws -> String
+
+    /// Uploads part `number` (1-based).
+    func uploadPart(_ key: String, uploadID: String, number: Int, bytes: [UInt8]) async throws -> UploadedPart
+
+    /// Assembles the parts (in number order) into the object.
+    @discardableResult
+    func completeMultipartUpload(_ key: String, uploadID: String, parts: [UploadedPart], condition: WriteCondition) async throws -> ObjectInfo
+
+    /// Discards the upload and its parts.
+    func abortMultipartUpload(_ key: String, uploadID: String) async throws
+}
+
 /// The rules every object key follows, on every backend.
 public enum ObjectKey {
     /// The longest key, in UTF-8 bytes (S3's limit).

@@ -16,7 +16,7 @@ import NIOHTTP1
 /// - Requests whose body can be replayed are retried with exponential backoff and full jitter on
 ///   5xx, 429 and connection failures; other 4xx are never retried.
 /// - S3 XML errors become ``StoreError``s with the S3 code, HTTP status and request id.
-public struct S3ObjectStore: ObjectStore {
+public struct S3ObjectStore: MultipartObjectStore {
     /// Where and how to reach the bucket.
     public struct Configuration: Sendable, Equatable {
         /// The endpoint, e.g. `http://127.0.0.1:8333`; nil for AWS (`https://s3.<region>.amazonaws.com`).
@@ -106,20 +106,6 @@ public struct S3ObjectStore: ObjectStore {
                 endpoint: endpoint, region: region, bucket: bucket,
                 credentials: .init(accessKeyID: accessKey, secretAccessKey: secretKey, sessionToken: value("AWS_SESSION_TOKEN")),
                 forcePathStyle: pathStyle, keyPrefix: keyPrefix)
-        }
-    }
-
-    /// A completed part of a multipart upload.
-    public struct CompletedPart: Sendable, Equatable {
-        /// 1-based part number.
-        public var number: Int
-        /// The ETag the server returned for it.
-        public var etag: String
-
-        /// Creates a part record.
-        public init(number: Int, etag: String) {
-            self.number = number
-            self.etag = etag
         }
     }
 
@@ -302,11 +288,11 @@ public struct S3ObjectStore: ObjectStore {
     }
 
     /// Uploads one part (retried; the bytes are in memory) and returns its record.
-    public func uploadPart(_ key: String, uploadID: String, number: Int, bytes: [UInt8]) async throws -> CompletedPart {
+    public func uploadPart(_ key: String, uploadID: String, number: Int, bytes: [UInt8]) async throws -> UploadedPart {
         try await uploadPart(key, uploadID: uploadID, number: number, buffer: ByteBuffer(bytes: bytes))
     }
 
-    private func uploadPart(_ key: String, uploadID: String, number: Int, buffer: ByteBuffer) async throws -> CompletedPart {
+    private func uploadPart(_ key: String, uploadID: String, number: Int, buffer: ByteBuffer) async throws -> UploadedPart {
         let response = try await send(
             "PUT", key: key, query: [.init("partNumber", String(number)), .init("uploadId", uploadID)],
             headers: [.init("Content-Length", String(buffer.readableBytes))], body: .buffer(buffer),
@@ -314,13 +300,13 @@ public struct S3ObjectStore: ObjectStore {
         guard let etag = response.etag else {
             throw StoreError(code: .storeBackend, reason: "UploadPart answered no ETag", key: key)
         }
-        return CompletedPart(number: number, etag: etag)
+        return UploadedPart(number: number, etag: etag)
     }
 
     /// Completes an upload from its parts (sorted by number), create-only if asked.
     @discardableResult
     public func completeMultipartUpload(
-        _ key: String, uploadID: String, parts: [CompletedPart], condition: WriteCondition
+        _ key: String, uploadID: String, parts: [UploadedPart], condition: WriteCondition
     ) async throws -> ObjectInfo {
         let items = parts.sorted { $0.number < $1.number }.map {
             "<Part><PartNumber>\($0.number)</PartNumber><ETag>\"\(XMLElement.escape($0.etag))\"</ETag></Part>"
@@ -355,7 +341,7 @@ public struct S3ObjectStore: ObjectStore {
     }
 
     /// Cuts the body into parts and uploads up to `partConcurrency` at once.
-    private func uploadParts(_ key: String, uploadID: String, body: ByteStream) async throws -> [CompletedPart] {
+    private func uploadParts(_ key: String, uploadID: String, body: ByteStream) async throws -> [UploadedPart] {
         let partSize = configuration.partSize
         var iterator = body.makeAsyncIterator()
         var carry: ArraySlice<UInt8> = []
@@ -377,8 +363,8 @@ public struct S3ObjectStore: ObjectStore {
             }
             return part.readableBytes > 0 ? part : nil
         }
-        return try await withThrowingTaskGroup(of: CompletedPart.self) { group in
-            var parts: [CompletedPart] = []
+        return try await withThrowingTaskGroup(of: UploadedPart.self) { group in
+            var parts: [UploadedPart] = []
             var number = 0
             var inFlight = 0
             while let part = try await nextPart() {

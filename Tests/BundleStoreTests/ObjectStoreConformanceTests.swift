@@ -151,6 +151,14 @@ import TestSupport
     }
 
     @Test(arguments: Backend.available)
+    func optionalCapabilities(_ backend: Backend) async throws {
+        let fixture = try backend.make()
+        let presigned = try await fixture.store.presignedURL(for: .get, key: "k", expires: 60)
+        #expect((presigned != nil) == (backend == .s3))
+        #expect((fixture.store as? any MultipartObjectStore != nil) == (backend == .s3))
+    }
+
+    @Test(arguments: Backend.available)
     func deletesRemove(_ backend: Backend) async throws {
         let fixture = try backend.make()
         let store = fixture.store
