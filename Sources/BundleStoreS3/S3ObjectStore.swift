@@ -117,10 +117,15 @@ public struct S3ObjectStore: MultipartObjectStore {
     private let host: String
     private let basePath: String
 
-    /// The process-wide client the stores use unless given one: connection attempts fail fast
-    /// (this store retries with its own backoff) and connect within 10 seconds. Never shut down.
+    /// The process-wide client the stores use unless given one. Never shut down.
+    ///
+    /// A refused connection fails at once (this store retries with its own backoff, instead of
+    /// AsyncHTTPClient retrying until the request deadline); up to 64 connections per host, so
+    /// parallel parts and concurrent callers rarely queue; waiting for a connection (queueing
+    /// included) is bounded by the 30-second connect timeout.
     public static let defaultHTTPClient: HTTPClient = {
-        var configuration = HTTPClient.Configuration(timeout: .init(connect: .seconds(10), read: .seconds(120)))
+        var configuration = HTTPClient.Configuration(timeout: .init(connect: .seconds(30), read: .seconds(120)))
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
         configuration.connectionPool.retryConnectionEstablishment = false
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }()
@@ -198,7 +203,9 @@ public struct S3ObjectStore: MultipartObjectStore {
             var headers = [AWSSigV4.Parameter("Content-Length", String(length))]
             if condition == .createOnly { headers.append(.init("If-None-Match", "*")) }
             let iterator = IteratorBox(body.makeAsyncIterator())
-            let sequence = BufferSequence(next: { try await iterator.next() })
+            let sequence = BufferSequence(next: {
+                do { return try await iterator.next() } catch { throw BodyFailure(underlying: error) }
+            })
             let response = try await send(
                 "PUT", key: key, headers: headers, body: .stream(.stream(sequence, length: .known(length))),
                 payloadHash: AWSSigV4.unsignedPayload, retryable: false)
@@ -449,6 +456,8 @@ public struct S3ObjectStore: MultipartObjectStore {
                 throw failure
             } catch let failure as StoreError {
                 throw failure
+            } catch let failure as BodyFailure {
+                throw failure.underlying  // the caller's body failed, not the endpoint
             } catch is CancellationError {
                 throw CancellationError()
             } catch {
@@ -548,6 +557,11 @@ public struct S3ObjectStore: MultipartObjectStore {
     static func describe(_ error: any Error) -> String {
         String(describing: error).prefix(200).description
     }
+}
+
+/// An error thrown by the request body the caller supplied, told apart from transport errors.
+struct BodyFailure: Error {
+    var underlying: any Error
 }
 
 /// Adapts a `ByteStream` iterator to the `ByteBuffer` sequence AsyncHTTPClient uploads.
