@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "BundleArchive", targets: ["BundleArchive"]),
         .library(name: "BundleStore", targets: ["BundleStore"]),
         .library(name: "BundleStoreS3", targets: ["BundleStoreS3"]),
+        .library(name: "ManifestV2", targets: ["ManifestV2"]),
         .executable(name: "extctl", targets: ["extctl"]),
     ],
     dependencies: [
@@ -56,6 +57,10 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "ManifestV2",
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "extctl",
             dependencies: [
@@ -63,6 +68,7 @@ let package = Package(
                 "BundleArchive",
                 "BundleStore",
                 "BundleStoreS3",
+                "ManifestV2",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -86,6 +92,11 @@ let package = Package(
         .testTarget(
             name: "BundleStoreTests",
             dependencies: ["BundleStore", "BundleStoreS3", "BundleCore", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ManifestV2Tests",
+            dependencies: ["ManifestV2", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -23,10 +23,20 @@ let package = Package(
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
         ),
         .executableTarget(
+            name: "ManifestBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "package-benchmark"),
+                .product(name: "ManifestV2", package: "ExtBundles"),
+            ],
+            path: "Benchmarks/ManifestBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+        ),
+        .executableTarget(
             name: "archive-bench",
             dependencies: [
                 .product(name: "BundleCore", package: "ExtBundles"),
                 .product(name: "BundleArchive", package: "ExtBundles"),
+                .product(name: "ManifestV2", package: "ExtBundles"),
             ],
             path: "Sources/archive-bench"
         ),

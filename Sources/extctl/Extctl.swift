@@ -11,7 +11,7 @@ struct Extctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "extctl",
         abstract: "Build, inspect and unpack extension bundles (bundle.tar.zst).",
-        subcommands: [Pack.self, Unpack.self, Inspect.self, Hash.self, Store.self]
+        subcommands: [Pack.self, Unpack.self, Inspect.self, Hash.self, Store.self, ManifestCommand.self]
     )
 
     static func main() async {

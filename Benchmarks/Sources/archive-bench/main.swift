@@ -3,9 +3,11 @@
 //   archive-bench sha256 [MiB]      SHA-256 of an in-memory buffer in 1 MiB chunks: bytes per second
 //   archive-bench walk FILE         zstd decode + tar walk of a bundle file, no hashing: seconds
 //   archive-bench walk-hash FILE    the same, also hashing the compressed bytes on a third thread
+//   archive-bench manifest FILE [N] validate a manifest N times: manifests per second
 import BundleArchive
 import BundleCore
 import Foundation
+import ManifestV2
 
 final class NullVisitor: ArchiveVisitor {
     func visitEntry(_ entry: ArchiveEntry) throws(ArchiveError) {}
@@ -38,7 +40,14 @@ case "walk", "walk-hash":
     let summary = try BundleReader.read(
         fileAt: arguments[2], visitor: NullVisitor(), limits: .default, computeHash: arguments[1] == "walk-hash")
     print(String(format: "%.4f", now() - start), summary.decompressedBytes, summary.entryCount)
+case "manifest":
+    let bytes = Array(FileManager.default.contents(atPath: arguments[2]) ?? Data())
+    let count = arguments.count > 3 ? Int(arguments[3]) ?? 200_000 : 200_000
+    var valid = 0
+    let start = now()
+    for _ in 0..<count where ManifestValidator.validate(bytes).isValid { valid += 1 }
+    print(String(format: "%.0f", Double(count) / (now() - start)), valid == count ? "valid" : "invalid")
 default:
-    FileHandle.standardError.write(Data("usage: archive-bench sha256 [MiB] | walk FILE | walk-hash FILE\n".utf8))
+    FileHandle.standardError.write(Data("usage: archive-bench sha256 [MiB] | walk FILE | walk-hash FILE | manifest FILE [N]\n".utf8))
     exit(2)
 }
