@@ -236,7 +236,7 @@ public enum ManifestValidator {
         let entry = value["entry"]?.string
         if entry?.trimmed.isEmpty ?? true {
             issues.append(ManifestIssue(path: "ui.entry", message: "Field 'ui.entry' is required and must be a non-empty string when 'ui' is provided."))
-        } else if entry!.contains("..") {
+        } else if entry!.containsDotDot {
             issues.append(ManifestIssue(path: "ui.entry", message: "Field 'ui.entry' must not contain '..'."))
         }
         var labels: [String: String] = [:]
@@ -286,35 +286,35 @@ public enum ManifestValidator {
             }
             let start = issues.count
             let method = element["method"]?.string?.trimmed ?? ""
+            let upperMethod = method.asciiUppercased
             if method.isEmpty {
                 issues.append(ManifestIssue(path: base + ".method", message: "Endpoint 'method' is required and must be a non-empty string."))
-            } else if !methods.contains(method.uppercased()) {
+            } else if !methods.contains(upperMethod) {
                 issues.append(ManifestIssue(
                     path: base + ".method",
                     message: "Endpoint 'method' must be one of: GET, POST, PUT, PATCH, DELETE, OPTIONS, HEAD (case-insensitive)."))
             }
             let rawPath = element["path"]?.string ?? ""
+            let path = normalizedEndpointPath(rawPath)
             if rawPath.trimmed.isEmpty {
                 issues.append(ManifestIssue(
                     path: base + ".path", message: "Endpoint 'path' is required and must be a non-empty string starting with '/'."))
             } else {
-                let path = normalizedEndpointPath(rawPath)
-                if path.contains(where: \.isWhitespace) {
+                if path.containsWhitespace {
                     issues.append(ManifestIssue(path: base + ".path", message: "Endpoint 'path' must not contain spaces."))
                 }
-                if path.contains("..") {
+                if path.containsDotDot {
                     issues.append(ManifestIssue(path: base + ".path", message: "Endpoint 'path' must not contain '..'."))
                 }
             }
             let handler = element["handler"]?.string ?? ""
             if handler.trimmed.isEmpty {
                 issues.append(ManifestIssue(path: base + ".handler", message: "Endpoint 'handler' is required and must be a non-empty string."))
-            } else if handler.contains("..") {
+            } else if handler.containsDotDot {
                 issues.append(ManifestIssue(path: base + ".handler", message: "Endpoint 'handler' must not contain '..'."))
             }
             if issues.count == start {
-                endpoints.append(
-                    Manifest.Endpoint(method: method.uppercased(), path: normalizedEndpointPath(rawPath), handler: sanitizePath(handler)))
+                endpoints.append(Manifest.Endpoint(method: upperMethod, path: path, handler: sanitizePath(handler)))
             }
         }
         return endpoints
@@ -346,20 +346,14 @@ public enum ManifestValidator {
 
     /// Alga's `sanitizePath`: removes leading `./` repeatedly, then collapses runs of `/`.
     public static func sanitizePath(_ path: String) -> String {
-        var value = Substring(path)
-        while value.hasPrefix("./") { value = value.dropFirst(2) }
-        var out = ""
-        var previousSlash = false
-        for character in value {
-            if character == "/" {
-                if previousSlash { continue }
-                previousSlash = true
-            } else {
-                previousSlash = false
-            }
-            out.append(character)
+        var value = Substring(path).utf8[...]
+        while value.starts(with: "./".utf8) { value = value.dropFirst(2) }
+        var out: [UInt8] = []
+        out.reserveCapacity(value.count)
+        for byte in value where !(byte == UInt8(ascii: "/") && out.last == UInt8(ascii: "/")) {
+            out.append(byte)
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The endpoint path as stored: sanitised, with a leading `/`.
@@ -370,19 +364,19 @@ public enum ManifestValidator {
 
     /// `^\d+\.\d+\.\d+(-[A-Za-z0-9.-]+)?(\+[A-Za-z0-9.-]+)?$`.
     public static func isSemverLike(_ version: String) -> Bool {
-        var rest = Substring(version)
+        var rest = version.utf8[...]
         for index in 0..<3 {
-            let digits = rest.prefix(while: \.isASCIIDigit)
+            let digits = rest.prefix(while: isDigit)
             guard !digits.isEmpty else { return false }
             rest = rest.dropFirst(digits.count)
             if index < 2 {
-                guard rest.first == "." else { return false }
+                guard rest.first == UInt8(ascii: ".") else { return false }
                 rest = rest.dropFirst()
             }
         }
         // Then optionally "-" and "+" parts, each one or more of [A-Za-z0-9.-].
-        for marker in ["-", "+"] as [Character] where rest.first == marker {
-            let body = rest.dropFirst().prefix { $0.isASCIILetterOrDigit || $0 == "." || $0 == "-" }
+        for marker in [UInt8(ascii: "-"), UInt8(ascii: "+")] where rest.first == marker {
+            let body = rest.dropFirst().prefix { isDigit($0) || isLetter($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") }
             guard !body.isEmpty else { return false }
             rest = rest.dropFirst(1 + body.count)
         }
@@ -391,8 +385,18 @@ public enum ManifestValidator {
 
     /// `^\d+\.\d+\.\*$`.
     public static func isWildcard(_ version: String) -> Bool {
-        let parts = version.split(separator: ".", omittingEmptySubsequences: false)
-        return parts.count == 3 && parts[2] == "*" && parts[..<2].allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isASCIIDigit) }
+        var rest = version.utf8[...]
+        for _ in 0..<2 {
+            let digits = rest.prefix(while: isDigit)
+            guard !digits.isEmpty, rest.dropFirst(digits.count).first == UInt8(ascii: ".") else { return false }
+            rest = rest.dropFirst(digits.count + 1)
+        }
+        return rest.elementsEqual("*".utf8)
+    }
+
+    private static func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+    private static func isLetter(_ byte: UInt8) -> Bool {
+        (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
     }
 
     /// Strict SemVer 2.0: no leading zeros, dot-separated identifiers.
@@ -455,12 +459,35 @@ public enum Capabilities {
 }
 
 extension String {
+    /// JavaScript's `trim()`: whitespace (Unicode `White_Space`) removed from both ends.
     var trimmed: String {
-        var view = Substring(self)
-        while let first = view.first, first.isWhitespace { view = view.dropFirst() }
-        while let last = view.last, last.isWhitespace { view = view.dropLast() }
-        return String(view)
+        let scalars = unicodeScalars
+        guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }) else { return "" }
+        let last = scalars.lastIndex(where: { !$0.properties.isWhitespace })!
+        if first == scalars.startIndex && last == scalars.index(before: scalars.endIndex) { return self }
+        return String(scalars[first...last])
     }
+
+    /// Whether `..` occurs anywhere (as Alga's substring test).
+    var containsDotDot: Bool {
+        var previousDot = false
+        for byte in utf8 {
+            let dot = byte == UInt8(ascii: ".")
+            if dot && previousDot { return true }
+            previousDot = dot
+        }
+        return false
+    }
+
+    /// Upper-cased like JavaScript's `toUpperCase` (full Unicode mapping, so `poſt` is `POST`),
+    /// with a fast path for ASCII.
+    var asciiUppercased: String {
+        guard utf8.allSatisfy({ $0 < 0x80 }) else { return uppercased() }
+        return String(decoding: utf8.map { $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") ? $0 - 32 : $0 }, as: UTF8.self)
+    }
+
+    /// Whether any scalar is whitespace.
+    var containsWhitespace: Bool { unicodeScalars.contains { $0.properties.isWhitespace } }
 }
 
 extension Character {

@@ -117,6 +117,7 @@ import TestSupport
             #"{"name":"a","version":"0.3.*","runtime":"wasm-js@1","api":{"endpoints":[]}}"#,
             #"{"name":"a","version":"1.0.0","runtime":"wasm-js@1","api":{"endpoints":[{"method":"get","path":"no-slash","handler":"h","schedulable":true}]}}"#,
             #"{"name":"__PACKAGE_NAME__","version":"1.0.0","runtime":"wasm-js@1","ui":{"type":"iframe","entry":"i.html","routes":[],"hooks":{"other":1}}}"#,
+            #"{"name":"a","version":"1.0.0","runtime":"wasm-js@1","api":{"endpoints":[{"method":"poſt","path":"/a","handler":"h"}]}}"#,  // JS toUpperCase: POST
         ] {
             #expect(issues(json) == [], "\(json)")
         }
