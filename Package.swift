@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "BundleStore", targets: ["BundleStore"]),
         .library(name: "BundleStoreS3", targets: ["BundleStoreS3"]),
         .library(name: "ManifestV2", targets: ["ManifestV2"]),
+        .library(name: "BundleVerify", targets: ["BundleVerify"]),
         .executable(name: "extctl", targets: ["extctl"]),
     ],
     dependencies: [
@@ -58,6 +59,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "BundleVerify",
+            dependencies: ["BundleCore", "BundleArchive", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "ManifestV2",
             swiftSettings: swiftSettings
         ),
@@ -92,6 +98,11 @@ let package = Package(
         .testTarget(
             name: "BundleStoreTests",
             dependencies: ["BundleStore", "BundleStoreS3", "BundleCore", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BundleVerifyTests",
+            dependencies: ["BundleVerify", "BundleArchive", "BundleCore", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

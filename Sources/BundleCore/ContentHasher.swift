@@ -1,4 +1,4 @@
-import Crypto
+public import Crypto
 
 /// Streaming SHA-256 over any number of byte chunks, producing a ``ContentHash``.
 ///
@@ -22,6 +22,9 @@ public struct ContentHasher: Sendable {
     public mutating func update(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { update($0) }
     }
+
+    /// The SHA-256 digest of everything added so far (what ECDSA signatures are verified against).
+    public var digest256: SHA256.Digest { digest.finalize() }
 
     /// The hash of everything added so far. The hasher may keep being used afterwards.
     public func finalize() -> ContentHash {
