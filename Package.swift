@@ -75,7 +75,9 @@ let package = Package(
                 "BundleStore",
                 "BundleStoreS3",
                 "ManifestV2",
+                "BundleVerify",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),

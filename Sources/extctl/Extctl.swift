@@ -11,7 +11,9 @@ struct Extctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "extctl",
         abstract: "Build, inspect and unpack extension bundles (bundle.tar.zst).",
-        subcommands: [Pack.self, Unpack.self, Inspect.self, Hash.self, Store.self, ManifestCommand.self]
+        subcommands: [
+            Pack.self, Unpack.self, Inspect.self, Hash.self, Keygen.self, Sign.self, Verify.self, Store.self, ManifestCommand.self,
+        ]
     )
 
     static func main() async {

@@ -1,0 +1,151 @@
+import ArgumentParser
+import BundleArchive
+import BundleCore
+import BundleVerify
+import Crypto
+import Foundation
+
+struct Keygen: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Make a signing key: KEY.pem (PKCS#8) and KEY.pub.pem; prints the key id.")
+
+    @Option(help: "ed25519 or p256.")
+    var algorithm: String = "ed25519"
+
+    @Option(name: .shortAndLong, help: "The private key file to write.")
+    var output: String
+
+    func run() throws {
+        let kind: SignatureAlgorithm
+        switch algorithm.lowercased() {
+        case "ed25519": kind = .ed25519
+        case "p256", "p-256", "ecdsa-p256-sha256": kind = .ecdsaP256SHA256
+        default: throw ValidationError("--algorithm must be ed25519 or p256")
+        }
+        guard !FileManager.default.fileExists(atPath: output) else {
+            throw RefusedInput(message: "KEY_EXISTS: '\(output)' exists; not overwriting a key")
+        }
+        let key = SigningKey(generating: kind)
+        let publicPath = (output.hasSuffix(".pem") ? String(output.dropLast(4)) : output) + ".pub.pem"
+        guard FileManager.default.createFile(atPath: output, contents: Data(key.pem.utf8), attributes: [.posixPermissions: 0o600]),
+            FileManager.default.createFile(atPath: publicPath, contents: Data(key.publicKey.pem.utf8))
+        else { throw RefusedInput(message: "KEY_IO: cannot write '\(output)'") }
+        Console.out("\(key.publicKey.keyID)  \(output)  \(publicPath)")
+    }
+}
+
+struct Sign: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Sign a bundle with a private key; adds the signature to BUNDLE.sig (or -o FILE).")
+
+    @Argument(help: "The bundle.tar.zst file.")
+    var bundle: String
+
+    @Option(help: "The private key (PEM: PKCS#8 Ed25519 or P-256, or SEC1 EC).")
+    var key: String
+
+    @Option(name: .shortAndLong, help: "The signature file (default BUNDLE.sig).")
+    var output: String?
+
+    func run() throws {
+        guard let pem = FileManager.default.contents(atPath: key) else { throw RefusedInput(message: "KEY_IO: cannot read '\(key)'") }
+        let signingKey = try SigningKey(pem: String(decoding: pem, as: UTF8.self))
+        let (hash, digest) = try BundleDigest.of(fileAt: bundle)
+        let signature = try signingKey.sign(digest: digest, hash: hash)
+        let path = output ?? bundle + ".sig"
+        var all: [DetachedSignature] = []
+        if let existing = FileManager.default.contents(atPath: path) {
+            all = try SignatureFile.parse(Array(existing)).filter { $0.keyID != signature.keyID }
+        }
+        all.append(signature)
+        guard FileManager.default.createFile(atPath: path, contents: Data(SignatureFile.encode(all))) else {
+            throw RefusedInput(message: "SIGNATURE_IO: cannot write '\(path)'")
+        }
+        Console.out("\(hash.prefixed)  signed by \(signingKey.publicKey.keyID)  \(path)")
+    }
+}
+
+struct Verify: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Verify a bundle in one pass: hash, size cap, archive, manifest, signatures.",
+        discussion: """
+            Strict when a trust bundle is given (--trust-bundle or SIGNING_TRUST_BUNDLE): unsigned, \
+            unknown, revoked or expired keys and bad signatures are refused. Without one, unsigned \
+            bundles pass as unverified. Exit 0 when verified, 1 when refused.
+            """)
+
+    @Argument(help: "The bundle.tar.zst file.")
+    var bundle: String
+
+    @Option(help: "The signature file (default BUNDLE.sig when it exists).")
+    var signature: String?
+
+    @Option(help: "Trusted keys: a PEM or JSON file (default SIGNING_TRUST_BUNDLE).")
+    var trustBundle: String?
+
+    @Option(help: "The content hash the bundle must have.")
+    var expectHash: String?
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    struct Report: Encodable {
+        var contentHash: String
+        var size: Int64
+        var manifestPath: String?
+        var signers: [String]
+        var signature: String
+    }
+
+    func run() async throws {
+        let trust = try trustBundle.map { try TrustBundle.load($0) } ?? TrustBundle.fromEnvironment()
+        var signatures: [DetachedSignature] = []
+        let signaturePath = signature ?? (FileManager.default.fileExists(atPath: bundle + ".sig") ? bundle + ".sig" : nil)
+        if let signaturePath {
+            guard let data = FileManager.default.contents(atPath: signaturePath) else {
+                throw RefusedInput(message: "SIGNATURE_IO: cannot read '\(signaturePath)'")
+            }
+            signatures = try SignatureFile.parse(Array(data))
+        }
+        var info = stat()
+        guard stat(bundle, &info) == 0 else { throw RefusedInput(message: "VERIFY_IO: cannot read '\(bundle)'") }
+        let request = VerificationRequest(
+            expectedHash: try expectHash.map { try ContentHash(parsing: $0) }, declaredSize: Int64(info.st_size), signatures: signatures)
+        let result = try await StreamingBundleVerifier(trust: trust).verify(.file(at: bundle), request: request)
+        let signers: [String]
+        switch result.signature {
+        case .unverified: signers = []
+        case .verified(let keyIDs): signers = keyIDs
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            let report = Report(
+                contentHash: result.hash.prefixed, size: result.size, manifestPath: result.manifestPath, signers: signers,
+                signature: signers.isEmpty ? "unverified" : "verified")
+            Console.out(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            Console.out("verified \(result.hash.prefixed)  \(result.size) bytes")
+            Console.out(signers.isEmpty ? "signature: unverified (no trust bundle configured)" : "signed by: " + signers.joined(separator: ", "))
+        }
+    }
+}
+
+/// The content hash and SHA-256 digest of a file, in one read.
+enum BundleDigest {
+    static func of(fileAt path: String) throws -> (ContentHash, SHA256.Digest) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw RefusedInput(message: "BUNDLE_IO: cannot read '\(path)'") }
+        defer { close(fd) }
+        var hasher = ContentHasher()
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw RefusedInput(message: "BUNDLE_IO: cannot read '\(path)'") }
+            if n == 0 { break }
+            buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
+        }
+        return (hasher.finalize(), hasher.digest256)
+    }
+}
