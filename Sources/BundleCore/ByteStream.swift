@@ -197,21 +197,25 @@ final class FileChunkReader: @unchecked Sendable {
         }
         let want = Int(min(Int64(chunkSize), remaining ?? Int64(chunkSize)))
         guard want > 0 else { return nil }
-        var chunk = [UInt8](repeating: 0, count: want)
-        var filled = 0
-        while filled < want {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress! + filled, want - filled) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
+        var failure: Int32 = 0
+        // Read straight into uninitialised capacity: no zero-filling of every chunk.
+        let chunk = [UInt8](unsafeUninitializedCapacity: want) { buffer, count in
+            var filled = 0
+            while filled < want {
+                let n = read(fd, buffer.baseAddress! + filled, want - filled)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    failure = errno
+                    break
+                }
+                if n == 0 { break }
+                filled += n
             }
-            if n == 0 { break }
-            filled += n
-            position += Int64(n)
+            count = filled
         }
-        if let left = remaining { remaining = left - Int64(filled) }
-        if filled == 0 { return nil }
-        if filled < want { chunk.removeLast(want - filled) }
-        return chunk
+        if failure != 0 { throw POSIXError(POSIXErrorCode(rawValue: failure) ?? .EIO) }
+        position += Int64(chunk.count)
+        if let left = remaining { remaining = left - Int64(chunk.count) }
+        return chunk.isEmpty ? nil : chunk
     }
 }

@@ -94,23 +94,29 @@ public struct StreamingBundleVerifier: Verifier {
     public func verify(_ body: ByteStream, request: VerificationRequest) async throws -> VerifiedBundle {
         let inspector = BundleInspector()
         let reader = try BundleReader(visitor: inspector, limits: request.limits)
-        var hasher = ContentHasher()
+        let hashing = HashingLane()
+        var received: Int64 = 0
         var archiveError: ArchiveError?
         for try await chunk in body {
-            hasher.update(chunk)
-            guard hasher.byteCount <= request.limits.compressedBytes else {
+            received += Int64(chunk.count)
+            guard received <= request.limits.compressedBytes else {
                 throw ArchiveError(
                     code: .archiveLimitExceeded, reason: "bundle exceeds the compressedBytes limit", limit: "compressedBytes",
-                    limitValue: request.limits.compressedBytes, actual: hasher.byteCount)
+                    limitValue: request.limits.compressedBytes, actual: received)
             }
-            guard archiveError == nil else { continue }  // keep hashing: a bad hash explains a bad archive
-            do {
-                try chunk.withUnsafeBytes { try reader.consume($0) }
-            } catch let error as ArchiveError {
-                archiveError = error
-                if request.expectedHash == nil { throw error }
+            // The SHA-256 of this chunk runs on another core while this task decodes it.
+            async let hashed: Void = hashing.update(chunk)
+            if archiveError == nil {  // after an archive error, keep hashing: a bad hash explains a bad archive
+                do {
+                    try chunk.withUnsafeBytes { try reader.consume($0) }
+                } catch let error as ArchiveError {
+                    archiveError = error
+                }
             }
+            await hashed
+            if let archiveError, request.expectedHash == nil { throw archiveError }
         }
+        let hasher = hashing.hasher
         if archiveError == nil {
             do { _ = try reader.finish() } catch { archiveError = error }
         }
@@ -211,4 +217,12 @@ public struct StreamingBundleVerifier: Verifier {
             throw VerifyError(code: .signatureKeyExpired, reason: "the signing key had expired at the publish time", keyID: keyID)
         }
     }
+}
+
+/// The hash state of one verification. `update` calls never overlap: each is awaited before the
+/// next chunk is read, so the hasher has one user at a time.
+final class HashingLane: @unchecked Sendable {
+    private(set) var hasher = ContentHasher()
+
+    func update(_ chunk: [UInt8]) async { hasher.update(chunk) }
 }

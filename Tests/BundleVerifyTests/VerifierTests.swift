@@ -208,5 +208,5 @@ func signatures(_ bytes: [UInt8], _ keys: [SigningKey]) throws -> [DetachedSigna
 }
 
 func printf(_ text: String, to path: String) {
-    FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+    _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
 }
