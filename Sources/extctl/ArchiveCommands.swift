@@ -109,9 +109,7 @@ struct Inspect: ParsableCommand {
                     .init(path: $0.path, kind: $0.kind.rawValue, size: $0.size, mode: String($0.mode, radix: 8))
                 },
                 manifestPath: inspection.manifestPath, manifest: manifestText)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            Console.out(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try Console.json(report)
             return
         }
         Console.out("content hash: \(inspection.contentHash.prefixed)")

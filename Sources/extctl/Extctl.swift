@@ -60,4 +60,11 @@ enum Console {
     static func out(_ text: String) {
         print(text)
     }
+
+    /// Prints `value` as pretty JSON with sorted keys (the `--json` output of every command).
+    static func json(_ value: some Encodable) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        out(String(decoding: try encoder.encode(value), as: UTF8.self))
+    }
 }

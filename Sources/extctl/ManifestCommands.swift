@@ -26,9 +26,7 @@ struct ManifestCommand: ParsableCommand {
             }
             let result = ManifestValidator.validate(Array(data), options: .init(strict: strict))
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-                Console.out(String(decoding: try encoder.encode(result.issues), as: UTF8.self))
+                try Console.json(result.issues)
             } else if result.isValid {
                 Console.out("valid\(strict ? " (strict)" : "")")
             } else {

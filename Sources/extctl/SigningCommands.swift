@@ -118,12 +118,10 @@ struct Verify: AsyncParsableCommand {
         case .verified(let keyIDs): signers = keyIDs
         }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            let report = Report(
-                contentHash: result.hash.prefixed, size: result.size, manifestPath: result.manifestPath, signers: signers,
-                signature: signers.isEmpty ? "unverified" : "verified")
-            Console.out(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try Console.json(
+                Report(
+                    contentHash: result.hash.prefixed, size: result.size, manifestPath: result.manifestPath, signers: signers,
+                    signature: signers.isEmpty ? "unverified" : "verified"))
         } else {
             Console.out("verified \(result.hash.prefixed)  \(result.size) bytes")
             Console.out(signers.isEmpty ? "signature: unverified (no trust bundle configured)" : "signed by: " + signers.joined(separator: ", "))
