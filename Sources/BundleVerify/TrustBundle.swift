@@ -1,4 +1,6 @@
 public import Foundation
+import SwiftASN1
+import X509
 
 /// A key the host trusts, with its validity window and status.
 public struct TrustedKey: Sendable, Equatable {
@@ -32,7 +34,8 @@ public struct TrustedKey: Sendable, Equatable {
 
 /// The keys a host trusts, from `SIGNING_TRUST_BUNDLE`.
 ///
-/// Forms: PEM text holding `PUBLIC KEY` blocks; or JSON
+/// Forms: PEM text holding `PUBLIC KEY` and `CERTIFICATE` blocks (a certificate's key is trusted
+/// within the certificate's validity, judged at the publish time; chains are not built); or JSON
 /// `{"keys":[{"publicKey":"<PEM>", "notBefore":"<ISO 8601>", "notAfter":"...", "status":"active|retired|revoked"}]}`.
 /// The environment value is the material itself when it starts with `-----BEGIN` or `{` (Alga uses
 /// both forms), and a file path otherwise.
@@ -76,9 +79,11 @@ public struct TrustBundle: Sendable, Equatable {
         for block in blocks {
             switch block.label {
             case "PUBLIC KEY": keys.append(TrustedKey(key: try PublicKey(spki: block.der)))
+            case "CERTIFICATE": keys.append(try Self.certificateKey(block.der))
             default:
                 throw VerifyError(
-                    code: .trustBundleInvalid, reason: "PEM blocks of type '\(block.label)' are not supported in a trust bundle (use PUBLIC KEY)")
+                    code: .trustBundleInvalid,
+                    reason: "PEM blocks of type '\(block.label)' are not supported in a trust bundle (use PUBLIC KEY or CERTIFICATE)")
             }
         }
         self.init(keys: keys)
@@ -99,6 +104,20 @@ public struct TrustBundle: Sendable, Equatable {
             throw VerifyError(code: .trustBundleInvalid, reason: "cannot read the trust bundle file '\(value)'")
         }
         return try TrustBundle(material: String(decoding: data, as: UTF8.self))
+    }
+
+    /// A certificate's public key, trusted within the certificate's validity window.
+    static func certificateKey(_ der: [UInt8]) throws(VerifyError) -> TrustedKey {
+        let certificate: Certificate
+        let spki: [UInt8]
+        do {
+            certificate = try Certificate(derEncoded: der)
+            spki = try certificate.publicKey.serializeAsPEM().derBytes
+        } catch {
+            throw VerifyError(code: .trustBundleInvalid, reason: "malformed X.509 certificate in the trust bundle")
+        }
+        return TrustedKey(
+            key: try PublicKey(spki: spki), notBefore: certificate.notValidBefore, notAfter: certificate.notValidAfter)
     }
 
     private static func date(_ text: String?) throws(VerifyError) -> Date? {

@@ -157,9 +157,35 @@ func signatures(_ bytes: [UInt8], _ keys: [SigningKey]) throws -> [DetachedSigna
         #expect(try TrustBundle.fromEnvironment([:]) == nil)
         #expect(try TrustBundle.fromEnvironment(["SIGNING_TRUST_BUNDLE": a.pem])?.keys.count == 1)
         for bad in ["-----BEGIN PUBLIC KEY-----\n%%%\n-----END PUBLIC KEY-----", "-----BEGIN PUBLIC KEY-----\nAAAA", "{\"keys\":[{\"publicKey\":\"x\"}]}", "/no/such/file.pem",
-                    "-----BEGIN PUBLIC KEY-----\nAAAAAAAA\n-----END PUBLIC KEY-----", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"] {
+                    "-----BEGIN PUBLIC KEY-----\nAAAAAAAA\n-----END PUBLIC KEY-----", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----",
+                    "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----"] {
             let error = #expect(throws: VerifyError.self, "\(bad)") { try TrustBundle.load(bad) }
             #expect(error?.code == .trustBundleInvalid, "\(bad)")
+        }
+    }
+}
+
+/// X.509 certificates made by openssl: their key is trusted within their validity window.
+@Suite struct CertificateTrustTests {
+    @Test(arguments: ["ed25519", "EC -pkeyopt ec_paramgen_curve:P-256"])
+    func aCertificatesKeyVerifiesWithinItsValidity(_ algorithm: String) async throws {
+        let sample = try SampleBundle("cert")
+        defer { sample.remove() }
+        try TestSupport.sh(
+            "openssl genpkey -algorithm \(algorithm) -out key.pem && openssl req -x509 -key key.pem -out cert.pem -days 30 -subj /CN=publisher",
+            cwd: sample.scratch)
+        let trust = try TrustBundle.load(sample.scratch + "/cert.pem")
+        let key = try SigningKey(pem: try String(contentsOfFile: sample.scratch + "/key.pem", encoding: .utf8))
+        let trusted = try #require(trust.keys[key.publicKey.keyID])
+        #expect(trusted.notBefore != nil && trusted.notAfter != nil)
+        let signed = try signatures(sample.bytes, [key])
+        #expect(try await verify(sample.bytes, trust: trust, .init(signatures: signed)).signature == .verified(keyIDs: [key.publicKey.keyID]))
+        for (year, label) in [(2000, "before notBefore"), (2100, "after notAfter")] {
+            let time = ISO8601DateFormatter().date(from: "\(year)-01-01T00:00:00Z")!
+            let error = await #expect(throws: VerifyError.self, "\(label)") {
+                try await verify(sample.bytes, trust: trust, .init(signatures: signed, publishTime: time))
+            }
+            #expect(error?.code == .signatureKeyExpired, "\(label)")
         }
     }
 }
