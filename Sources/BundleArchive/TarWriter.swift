@@ -56,11 +56,6 @@ public enum TarWriter {
     /// Bytes of zero padding after `size` bytes of data.
     public static func padding(_ size: Int64) -> Int64 { (512 - size % 512) % 512 }
 
-    /// The size of ``header(path:isDirectory:size:mode:mtime:)``'s output, without building it.
-    public static func headerSize(path: [UInt8], size: Int64, mtime: Int64) -> Int64 {
-        header(path: path, isDirectory: false, size: size, mode: 0, mtime: mtime).count.int64
-    }
-
     /// The first `/` such that the part after it fits the 100-byte name field and the part before
     /// it fits the 155-byte prefix field.
     static func splitPoint(_ path: [UInt8]) -> Int? {
@@ -107,8 +102,4 @@ public enum TarWriter {
         put(octal(sum, width: 7) + [0x20], at: 148)
         return block
     }
-}
-
-extension Int {
-    var int64: Int64 { Int64(self) }
 }

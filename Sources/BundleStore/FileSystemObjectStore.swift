@@ -54,7 +54,7 @@ public struct FileSystemObjectStore: ObjectStore {
         guard let resolved = range.resolve(size: info.size) else {
             throw StoreError(code: .storeRangeNotSatisfiable, reason: "range \(range.headerValue) is outside the object", key: key)
         }
-        let stream = ByteStream.file(at: path, offset: resolved.lowerBound, length: resolved.count.int64)
+        let stream = ByteStream.file(at: path, offset: resolved.lowerBound, length: Int64(resolved.count))
         return ObjectBody(info: info, range: resolved, stream: stream)
     }
 
@@ -244,8 +244,4 @@ public struct FileSystemObjectStore: ObjectStore {
             etag: String(UInt64(info.st_ino), radix: 16) + "-" + String(nanoseconds, radix: 16),
             lastModified: Date(timeIntervalSince1970: Double(nanoseconds) / 1e9))
     }
-}
-
-extension Int {
-    var int64: Int64 { Int64(self) }
 }
