@@ -5,6 +5,12 @@ import Foundation
 public enum FileHashing {
     /// The SHA-256 of the file at `path`, read in 1 MiB chunks.
     public static func hash(fileAt path: String) throws(ArchiveError) -> ContentHash {
+        try hasher(fileAt: path).finalize()
+    }
+
+    /// A hasher that has read the whole file at `path` (for its ``BundleCore/ContentHasher/digest256``
+    /// as well as its hash).
+    public static func hasher(fileAt path: String) throws(ArchiveError) -> ContentHasher {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw ArchiveError.io("open", path: path, errno: errno) }
         defer { close(fd) }
@@ -20,7 +26,7 @@ public enum FileHashing {
             if n == 0 { break }
             hasher.update(UnsafeRawBufferPointer(start: buffer.baseAddress, count: n))
         }
-        return hasher.finalize()
+        return hasher
     }
 
     /// Writes all of `chunk` to `fd`; a failure is `ARCHIVE_IO` naming `path`.

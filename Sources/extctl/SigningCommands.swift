@@ -2,7 +2,6 @@ import ArgumentParser
 import BundleArchive
 import BundleCore
 import BundleVerify
-import Crypto
 import Foundation
 
 struct Keygen: ParsableCommand {
@@ -50,8 +49,9 @@ struct Sign: ParsableCommand {
     func run() throws {
         guard let pem = FileManager.default.contents(atPath: key) else { throw RefusedInput(message: "KEY_IO: cannot read '\(key)'") }
         let signingKey = try SigningKey(pem: String(decoding: pem, as: UTF8.self))
-        let (hash, digest) = try BundleDigest.of(fileAt: bundle)
-        let signature = try signingKey.sign(digest: digest, hash: hash)
+        let hasher = try FileHashing.hasher(fileAt: bundle)
+        let hash = hasher.finalize()
+        let signature = try signingKey.sign(digest: hasher.digest256, hash: hash)
         let path = output ?? bundle + ".sig"
         var all: [DetachedSignature] = []
         if let existing = FileManager.default.contents(atPath: path) {
@@ -126,24 +126,5 @@ struct Verify: AsyncParsableCommand {
             Console.out("verified \(result.hash.prefixed)  \(result.size) bytes")
             Console.out(signers.isEmpty ? "signature: unverified (no trust bundle configured)" : "signed by: " + signers.joined(separator: ", "))
         }
-    }
-}
-
-/// The content hash and SHA-256 digest of a file, in one read.
-enum BundleDigest {
-    static func of(fileAt path: String) throws -> (ContentHash, SHA256.Digest) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw RefusedInput(message: "BUNDLE_IO: cannot read '\(path)'") }
-        defer { close(fd) }
-        var hasher = ContentHasher()
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw RefusedInput(message: "BUNDLE_IO: cannot read '\(path)'") }
-            if n == 0 { break }
-            buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
-        }
-        return (hasher.finalize(), hasher.digest256)
     }
 }
