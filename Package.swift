@@ -84,7 +84,6 @@ let package = Package(
                 "ManifestV2",
                 "BundleVerify",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),

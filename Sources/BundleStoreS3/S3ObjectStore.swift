@@ -202,10 +202,7 @@ public struct S3ObjectStore: MultipartObjectStore {
         if let length, length <= configuration.multipartThreshold {
             var headers = [AWSSigV4.Parameter("Content-Length", String(length))]
             if condition == .createOnly { headers.append(.init("If-None-Match", "*")) }
-            let iterator = IteratorBox(body.makeAsyncIterator())
-            let sequence = BufferSequence(next: {
-                do { return try await iterator.next() } catch { throw BodyFailure(underlying: error) }
-            })
+            let sequence = BufferSequence(base: body)
             let response = try await send(
                 "PUT", key: key, headers: headers, body: .stream(.stream(sequence, length: .known(length))),
                 payloadHash: AWSSigV4.unsignedPayload, retryable: false)
@@ -564,17 +561,25 @@ struct BodyFailure: Error {
     var underlying: any Error
 }
 
-/// Adapts a `ByteStream` iterator to the `ByteBuffer` sequence AsyncHTTPClient uploads.
+/// The upload body AsyncHTTPClient reads: the caller's `ByteStream` as `ByteBuffer`s, with the
+/// stream's own failures marked as ``BodyFailure``.
 struct BufferSequence: AsyncSequence, Sendable {
     typealias Element = ByteBuffer
-    let next: @Sendable () async throws -> [UInt8]?
+    let base: ByteStream
 
     struct AsyncIterator: AsyncIteratorProtocol {
-        let next: @Sendable () async throws -> [UInt8]?
-        mutating func next() async throws -> ByteBuffer? { try await next().map { ByteBuffer(bytes: $0) } }
+        var base: ByteStream.AsyncIterator
+
+        mutating func next() async throws -> ByteBuffer? {
+            do {
+                return try await base.next().map { ByteBuffer(bytes: $0) }
+            } catch {
+                throw BodyFailure(underlying: error)
+            }
+        }
     }
 
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(next: next) }
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator()) }
 }
 
 /// Holds a response body iterator for the single consumer of a `ByteStream`.
@@ -587,13 +592,4 @@ final class BufferIterator: @unchecked Sendable {
         guard var buffer = try await iterator.next() else { return nil }
         return buffer.readBytes(length: buffer.readableBytes)
     }
-}
-
-/// Holds a `ByteStream` iterator for its single consumer.
-final class IteratorBox: @unchecked Sendable {
-    private var iterator: ByteStream.AsyncIterator
-
-    init(_ iterator: ByteStream.AsyncIterator) { self.iterator = iterator }
-
-    func next() async throws -> [UInt8]? { try await iterator.next() }
 }
