@@ -64,7 +64,8 @@ public struct ArchiveError: ExtBundlesError, Equatable {
         return "ArchiveError(\(fields.joined(separator: ", ")))"
     }
 
-    static func limitExceeded(_ limit: String, limitValue: Int64, actual: Int64, path: String? = nil) -> ArchiveError {
+    /// `ARCHIVE_LIMIT_EXCEEDED` for the ``ArchiveLimits`` property `limit`.
+    public static func limitExceeded(_ limit: String, limitValue: Int64, actual: Int64, path: String? = nil) -> ArchiveError {
         ArchiveError(
             code: .archiveLimitExceeded, reason: "archive exceeds the \(limit) limit", path: path, limit: limit,
             limitValue: limitValue, actual: actual)

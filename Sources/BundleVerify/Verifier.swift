@@ -100,9 +100,7 @@ public struct StreamingBundleVerifier: Verifier {
         for try await chunk in body {
             received += Int64(chunk.count)
             guard received <= request.limits.compressedBytes else {
-                throw ArchiveError(
-                    code: .archiveLimitExceeded, reason: "bundle exceeds the compressedBytes limit", limit: "compressedBytes",
-                    limitValue: request.limits.compressedBytes, actual: received)
+                throw ArchiveError.limitExceeded("compressedBytes", limitValue: request.limits.compressedBytes, actual: received)
             }
             // The SHA-256 of this chunk runs on another core while this task decodes it.
             async let hashed: Void = hashing.update(chunk)
