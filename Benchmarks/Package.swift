@@ -18,6 +18,7 @@ let package = Package(
                 .product(name: "Benchmark", package: "package-benchmark"),
                 .product(name: "BundleCore", package: "ExtBundles"),
                 .product(name: "BundleArchive", package: "ExtBundles"),
+                .product(name: "BundleVerify", package: "ExtBundles"),
             ],
             path: "Benchmarks/ArchiveBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]

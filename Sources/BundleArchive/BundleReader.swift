@@ -11,6 +11,15 @@ public struct BundleReadSummary: Sendable, Equatable {
     public var entryCount: Int
     /// SHA-256 of the compressed bytes, when hashing was requested.
     public var contentHash: ContentHash?
+    /// The hasher's final state, when hashing was requested (its ``BundleCore/ContentHasher/digest256``
+    /// is what ECDSA signatures are checked against).
+    public var hasher: ContentHasher?
+
+    /// Equal when the counts and the content hash are equal (the hasher state follows from them).
+    public static func == (lhs: BundleReadSummary, rhs: BundleReadSummary) -> Bool {
+        lhs.compressedBytes == rhs.compressedBytes && lhs.decompressedBytes == rhs.decompressedBytes
+            && lhs.entryCount == rhs.entryCount && lhs.contentHash == rhs.contentHash
+    }
 }
 
 /// Reads a `bundle.tar.zst` pushed to it in chunks of any size: counts and optionally hashes the
@@ -58,7 +67,7 @@ public final class BundleReader {
         try parser.finish()
         return BundleReadSummary(
             compressedBytes: compressedBytes, decompressedBytes: decoder.decodedBytes, entryCount: walker.entryCount,
-            contentHash: hasher?.finalize())
+            contentHash: hasher?.finalize(), hasher: hasher)
     }
 }
 
@@ -67,8 +76,12 @@ extension BundleReader {
     /// the compressed bytes, one decodes zstd, and the calling thread parses the tar stream and
     /// runs `visitor`. Hashing, decompression and the visitor's work (writing files, for
     /// extraction) overlap. Memory: eight 1 MiB chunks plus the zstd window.
+    ///
+    /// - Parameter lightVisitor: the visitor does little work per byte (inspection, verification):
+    ///   decode and walk on the calling thread, so two threads share two cores instead of three.
     public static func read(
-        fileAt path: String, visitor: any ArchiveVisitor, limits: ArchiveLimits = .default, computeHash: Bool = false
+        fileAt path: String, visitor: any ArchiveVisitor, limits: ArchiveLimits = .default, computeHash: Bool = false,
+        lightVisitor: Bool = false
     ) throws(ArchiveError) -> BundleReadSummary {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw ArchiveError.io("open", path: path, errno: errno) }
@@ -84,9 +97,8 @@ extension BundleReader {
         let decoded = ChunkQueue()
         let stages = FileStages(fd: fd, path: path, limits: limits, computeHash: computeHash, decoder: decoder)
         let group = DispatchGroup()
-        let work: [@Sendable () -> Void] = [
-            { stages.readStage(into: compressed) }, { stages.decodeStage(from: compressed, into: decoded) },
-        ]
+        var work: [@Sendable () -> Void] = [{ stages.readStage(into: compressed) }]
+        if !lightVisitor { work.append { stages.decodeStage(from: compressed, into: decoded) } }
         for stage in work {
             group.enter()
             let thread = Thread {
@@ -100,7 +112,15 @@ extension BundleReader {
         let parser = TarParser(delegate: walker, metadataLimit: limits.metadataBytes)
         var failure: ArchiveError?
         do throws(ArchiveError) {
-            while let (index, count) = try decoded.next() {
+            while lightVisitor, let (index, count) = try compressed.next() {
+                defer { compressed.recycle(index) }
+                try decoder.decode(
+                    UnsafeRawBufferPointer(start: compressed.buffers[index].baseAddress, count: count),
+                    maxOutput: limits.decompressedBytes
+                ) { chunk throws(ArchiveError) in try parser.consume(chunk) }
+            }
+            if lightVisitor { try decoder.finish() }
+            while !lightVisitor, let (index, count) = try decoded.next() {
                 defer { decoded.recycle(index) }
                 try parser.consume(UnsafeRawBufferPointer(start: decoded.buffers[index].baseAddress, count: count))
             }
@@ -114,7 +134,7 @@ extension BundleReader {
         if let failure { throw failure }
         return BundleReadSummary(
             compressedBytes: stages.compressedBytes, decompressedBytes: decoder.decodedBytes,
-            entryCount: walker.entryCount, contentHash: stages.contentHash)
+            entryCount: walker.entryCount, contentHash: stages.contentHash, hasher: stages.hasher)
     }
 }
 

@@ -1,6 +1,6 @@
 public import BundleCore
 public import Crypto
-public import Foundation
+import Foundation
 
 /// A signature algorithm.
 public enum SignatureAlgorithm: String, Sendable, Equatable, Codable {

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// One detached signature over a bundle.
 public struct DetachedSignature: Sendable, Equatable {

@@ -114,10 +114,44 @@ public struct StreamingBundleVerifier: Verifier {
             await hashed
             if let archiveError, request.expectedHash == nil { throw archiveError }
         }
-        let hasher = hashing.hasher
         if archiveError == nil {
             do { _ = try reader.finish() } catch { archiveError = error }
         }
+        return try conclude(request, hasher: hashing.hasher, inspector: inspector, archiveError: archiveError)
+    }
+
+    /// Verifies the bundle file at `path` in one pass on three threads (read and hash, zstd
+    /// decoding, tar walk), so hashing and decompression overlap with a few chunks of slack
+    /// between them rather than in lock-step. The same checks and errors as
+    /// ``verify(_:request:)``; the calling task waits without blocking the cooperative pool.
+    public func verify(fileAt path: String, request: VerificationRequest) async throws -> VerifiedBundle {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<VerifiedBundle, any Error>) in
+            let thread = Thread {
+                continuation.resume(with: Result { try self.verifyBlocking(fileAt: path, request: request) })
+            }
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+    }
+
+    private func verifyBlocking(fileAt path: String, request: VerificationRequest) throws -> VerifiedBundle {
+        let inspector = BundleInspector()
+        do {
+            let summary = try BundleReader.read(fileAt: path, visitor: inspector, limits: request.limits, computeHash: true, lightVisitor: true)
+            return try conclude(request, hasher: summary.hasher ?? ContentHasher(), inspector: inspector, archiveError: nil)
+        } catch let error as ArchiveError {
+            // The pipeline stops at the first refusal. When a hash is expected, a wrong hash is the
+            // better explanation of a bad archive, so hash the whole file before reporting.
+            guard request.expectedHash != nil, error.limit != "compressedBytes" else { throw error }
+            let hasher = try FileHashing.hasher(fileAt: path)
+            return try conclude(request, hasher: hasher, inspector: inspector, archiveError: error)
+        }
+    }
+
+    /// The checks after the pass, in the order that gives the most useful error.
+    private func conclude(
+        _ request: VerificationRequest, hasher: ContentHasher, inspector: BundleInspector, archiveError: ArchiveError?
+    ) throws -> VerifiedBundle {
         let hash = hasher.finalize()
         let size = hasher.byteCount
         if let expected = request.expectedHash, hash != expected {

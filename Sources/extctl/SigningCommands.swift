@@ -111,7 +111,7 @@ struct Verify: AsyncParsableCommand {
         guard stat(bundle, &info) == 0 else { throw RefusedInput(message: "VERIFY_IO: cannot read '\(bundle)'") }
         let request = VerificationRequest(
             expectedHash: try expectHash.map { try ContentHash(parsing: $0) }, declaredSize: Int64(info.st_size), signatures: signatures)
-        let result = try await StreamingBundleVerifier(trust: trust).verify(.file(at: bundle), request: request)
+        let result = try await StreamingBundleVerifier(trust: trust).verify(fileAt: bundle, request: request)
         let signers: [String]
         switch result.signature {
         case .unverified: signers = []

@@ -25,8 +25,22 @@ struct SampleBundle {
     func remove() { try? FileManager.default.removeItem(atPath: scratch) }
 }
 
-func verify(_ bytes: [UInt8], trust: TrustBundle? = nil, _ request: VerificationRequest = .init()) async throws -> VerifiedBundle {
-    try await StreamingBundleVerifier(trust: trust).verify(.bytes(bytes, chunkSize: 50_000), request: request)
+/// The two ways in: an async byte stream, and a file read by the threaded pipeline.
+enum EntryPoint: CaseIterable, Sendable { case stream, file }
+
+func verify(
+    _ bytes: [UInt8], trust: TrustBundle? = nil, _ request: VerificationRequest = .init(), via entry: EntryPoint = .stream
+) async throws -> VerifiedBundle {
+    let verifier = StreamingBundleVerifier(trust: trust)
+    switch entry {
+    case .stream:
+        return try await verifier.verify(.bytes(bytes, chunkSize: 50_000), request: request)
+    case .file:
+        let scratch = try TestSupport.makeTemporaryDirectory("verify-file")
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        try TestSupport.write(bytes, to: "bundle.tar.zst", in: scratch)
+        return try await verifier.verify(fileAt: scratch + "/bundle.tar.zst", request: request)
+    }
 }
 
 func signatures(_ bytes: [UInt8], _ keys: [SigningKey]) throws -> [DetachedSignature] {
@@ -36,10 +50,11 @@ func signatures(_ bytes: [UInt8], _ keys: [SigningKey]) throws -> [DetachedSigna
 }
 
 @Suite struct VerifierTests {
-    @Test func onePassFindsHashSizeManifestAndEntries() async throws {
+    @Test(arguments: EntryPoint.allCases)
+    func onePassFindsHashSizeManifestAndEntries(entry: EntryPoint) async throws {
         let sample = try SampleBundle()
         defer { sample.remove() }
-        let result = try await verify(sample.bytes, .init(expectedHash: sample.hash, declaredSize: Int64(sample.bytes.count)))
+        let result = try await verify(sample.bytes, .init(expectedHash: sample.hash, declaredSize: Int64(sample.bytes.count)), via: entry)
         #expect(result.hash == sample.hash)
         #expect(result.size == Int64(sample.bytes.count))
         #expect(result.manifestPath == "manifest.json")
@@ -48,26 +63,27 @@ func signatures(_ bytes: [UInt8], _ keys: [SigningKey]) throws -> [DetachedSigna
         #expect(result.entries.count == 5)
     }
 
-    @Test func aFlippedByteATruncationAndAWrongSizeAreTold() async throws {
+    @Test(arguments: EntryPoint.allCases)
+    func aFlippedByteATruncationAndAWrongSizeAreTold(entry: EntryPoint) async throws {
         let sample = try SampleBundle()
         defer { sample.remove() }
         var flipped = sample.bytes
         flipped[flipped.count / 2] ^= 0x01
         let tampered = await #expect(throws: VerifyError.self) {
-            try await verify(flipped, .init(expectedHash: sample.hash, declaredSize: Int64(sample.bytes.count)))
+            try await verify(flipped, .init(expectedHash: sample.hash, declaredSize: Int64(sample.bytes.count)), via: entry)
         }
         #expect(tampered?.code == .verifyHashMismatch)
         #expect(tampered?.expected == sample.hash.prefixed)
         #expect(tampered?.actual == ContentHash.of(flipped).prefixed)
         let truncated = await #expect(throws: VerifyError.self) {
-            try await verify(Array(sample.bytes.prefix(1_000)), .init(expectedHash: sample.hash, declaredSize: Int64(sample.bytes.count)))
+            try await verify(Array(sample.bytes.prefix(1_000)), .init(expectedHash: sample.hash, declaredSize: Int64(sample.bytes.count)), via: entry)
         }
         #expect(truncated?.code == .verifyTruncated)
         // Without an expected hash, the archive itself refuses the damage.
-        await #expect(throws: ArchiveError.self) { try await verify(flipped) }
-        let size = await #expect(throws: VerifyError.self) { try await verify(sample.bytes, .init(declaredSize: 5)) }
+        await #expect(throws: ArchiveError.self) { try await verify(flipped, via: entry) }
+        let size = await #expect(throws: VerifyError.self) { try await verify(sample.bytes, .init(declaredSize: 5), via: entry) }
         #expect(size?.code == .verifySizeMismatch)
-        let cap = await #expect(throws: ArchiveError.self) { try await verify(sample.bytes, .init(limits: ArchiveLimits(compressedBytes: 1_000))) }
+        let cap = await #expect(throws: ArchiveError.self) { try await verify(sample.bytes, .init(limits: ArchiveLimits(compressedBytes: 1_000)), via: entry) }
         #expect(cap?.limit == "compressedBytes")
     }
 
@@ -82,8 +98,8 @@ func signatures(_ bytes: [UInt8], _ keys: [SigningKey]) throws -> [DetachedSigna
         #expect(try await verify(bytes, .init(requireManifest: false)).manifestPath == nil)
     }
 
-    @Test(arguments: [SignatureAlgorithm.ed25519, .ecdsaP256SHA256])
-    func strictPolicy(algorithm: SignatureAlgorithm) async throws {
+    @Test(arguments: [SignatureAlgorithm.ed25519, .ecdsaP256SHA256], EntryPoint.allCases)
+    func strictPolicy(algorithm: SignatureAlgorithm, entry: EntryPoint) async throws {
         let sample = try SampleBundle()
         defer { sample.remove() }
         let other = try SampleBundle("other", seed: 2)
@@ -91,11 +107,11 @@ func signatures(_ bytes: [UInt8], _ keys: [SigningKey]) throws -> [DetachedSigna
         let key = SigningKey(generating: algorithm)
         let trust = TrustBundle(keys: [TrustedKey(key: key.publicKey)])
         let good = try signatures(sample.bytes, [key])
-        let verified = try await verify(sample.bytes, trust: trust, .init(signatures: good))
+        let verified = try await verify(sample.bytes, trust: trust, .init(signatures: good), via: entry)
         #expect(verified.signature == .verified(keyIDs: [key.publicKey.keyID]))
 
         func refusal(_ request: VerificationRequest, trust: TrustBundle = trust) async -> VerifyError? {
-            await #expect(throws: VerifyError.self) { try await verify(sample.bytes, trust: trust, request) }
+            await #expect(throws: VerifyError.self) { try await verify(sample.bytes, trust: trust, request, via: entry) }
         }
         #expect(await refusal(.init())?.code == .signatureMissing)
         let wrongKey = SigningKey(generating: algorithm)

@@ -1,6 +1,8 @@
 import Benchmark
 import BundleArchive
 import BundleCore
+import BundleVerify
+import Foundation
 
 /// Throughput of the two hot paths every bundle goes through: SHA-256 of the compressed bytes,
 /// and zstd decoding plus the tar walk with the safety rules. Compare the same figures with the
@@ -33,6 +35,22 @@ let benchmarks: @Sendable () -> Void = {
             var total = 0
             try bundle.bytes.withUnsafeBytes { raw in try decoder.decode(raw) { total += $0.count } }
             blackHole(total)
+        }
+    }
+
+    // Verification = hash + size cap + decode + walk + policy; compare with "zstd decode only".
+    let request = VerificationRequest(requireManifest: false)
+    Benchmark("verify from an async stream, \(bundle.tarSize >> 20) MiB of tar per iteration") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(try await StreamingBundleVerifier(trust: nil).verify(.bytes(bundle.bytes, chunkSize: 1 << 20), request: request))
+        }
+    }
+
+    let file = FileManager.default.temporaryDirectory.appendingPathComponent("extbundles-bench-verify.tar.zst").path
+    FileManager.default.createFile(atPath: file, contents: Data(bundle.bytes))
+    Benchmark("verify a file (read+hash thread, decode+walk thread), \(bundle.tarSize >> 20) MiB of tar per iteration") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(try await StreamingBundleVerifier(trust: nil).verify(fileAt: file, request: request))
         }
     }
 }
