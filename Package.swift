@@ -18,6 +18,9 @@ let package = Package(
         .library(name: "BundleStoreS3", targets: ["BundleStoreS3"]),
         .library(name: "ManifestV2", targets: ["ManifestV2"]),
         .library(name: "BundleVerify", targets: ["BundleVerify"]),
+        .library(name: "RegistryV2", targets: ["RegistryV2"]),
+        .library(name: "RegistryV2SQLite", targets: ["RegistryV2SQLite"]),
+        .library(name: "ExtensionHost", targets: ["ExtensionHost"]),
         .executable(name: "extctl", targets: ["extctl"]),
     ],
     dependencies: [
@@ -27,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         .target(
@@ -74,6 +78,21 @@ let package = Package(
             name: "ManifestV2",
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "RegistryV2",
+            dependencies: ["BundleCore"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "RegistryV2SQLite",
+            dependencies: ["BundleCore", "RegistryV2", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ExtensionHost",
+            dependencies: ["BundleCore", "BundleArchive", "BundleStore", "BundleVerify", "ManifestV2", "RegistryV2"],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "extctl",
             dependencies: [
@@ -83,6 +102,9 @@ let package = Package(
                 "BundleStoreS3",
                 "ManifestV2",
                 "BundleVerify",
+                "RegistryV2",
+                "RegistryV2SQLite",
+                "ExtensionHost",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -111,6 +133,19 @@ let package = Package(
         .testTarget(
             name: "BundleVerifyTests",
             dependencies: ["BundleVerify", "BundleArchive", "BundleCore", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RegistryV2Tests",
+            dependencies: ["RegistryV2", "RegistryV2SQLite", "BundleCore", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ExtensionHostTests",
+            dependencies: [
+                "ExtensionHost", "RegistryV2", "RegistryV2SQLite", "BundleStore", "BundleStoreS3", "BundleVerify", "BundleArchive",
+                "BundleCore", "ManifestV2", "TestSupport",
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
