@@ -115,6 +115,12 @@ let package = Package(
             path: "Tests/TestSupport",
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "StoreTestSupport",
+            dependencies: ["BundleStore", "BundleStoreS3", "RegistryV2", "RegistryV2SQLite", "TestSupport"],
+            path: "Tests/StoreTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "BundleCoreTests",
             dependencies: ["BundleCore", "TestSupport"],
@@ -127,7 +133,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BundleStoreTests",
-            dependencies: ["BundleStore", "BundleStoreS3", "BundleCore", "TestSupport"],
+            dependencies: ["BundleStore", "BundleStoreS3", "BundleCore", "TestSupport", "StoreTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -137,14 +143,14 @@ let package = Package(
         ),
         .testTarget(
             name: "RegistryV2Tests",
-            dependencies: ["RegistryV2", "RegistryV2SQLite", "BundleCore", "TestSupport"],
+            dependencies: ["RegistryV2", "RegistryV2SQLite", "BundleCore", "TestSupport", "StoreTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "ExtensionHostTests",
             dependencies: [
                 "ExtensionHost", "RegistryV2", "RegistryV2SQLite", "BundleStore", "BundleStoreS3", "BundleVerify", "BundleArchive",
-                "BundleCore", "ManifestV2", "TestSupport",
+                "BundleCore", "ManifestV2", "TestSupport", "StoreTestSupport",
             ],
             swiftSettings: swiftSettings
         ),

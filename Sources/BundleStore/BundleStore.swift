@@ -242,6 +242,28 @@ public struct BundleStore: Sendable {
         }
     }
 
+    // MARK: - Staging
+
+    /// Streams `body` to a new staging key, `<staging prefix><uuid>/bundle.tar.zst`, create-only,
+    /// hashing and counting it on the way (Alga's upload-proxy, reference 4.5). The size and hash
+    /// are checked before the last chunk is released, so a body that is longer or shorter than
+    /// `expectedSize`, larger than `maxBytes`, or does not hash to `expectedHash` fails the write
+    /// and leaves no staging object.
+    /// - Throws: `STORE_TOO_LARGE`, `STORE_SIZE_MISMATCH`, `STORE_HASH_MISMATCH`, or the backend's error.
+    public func stageBundle(
+        _ body: ByteStream, length: Int64? = nil, maxBytes: Int64? = nil, expectedSize: Int64? = nil, expectedHash: ContentHash? = nil
+    ) async throws -> StagedBundle {
+        let key = stagingPrefix + Self.newUploadID() + "/bundle.tar.zst"
+        return try await stage(body, length: length, key: key, maxBytes: maxBytes ?? expectedSize) { hasher in
+            if let expectedSize, hasher.byteCount != expectedSize {
+                throw StoreError(
+                    code: .storeSizeMismatch, reason: "the body is not the declared size", key: key,
+                    expected: "\(expectedSize) bytes", actual: "\(hasher.byteCount) bytes")
+            }
+            if let expectedHash { try Self.check(hasher.finalize(), expected: expectedHash, key: key) }
+        }
+    }
+
     // MARK: - Staging sessions
 
     /// Starts a resumable upload session.
@@ -362,12 +384,15 @@ public struct BundleStore: Sendable {
         }.sorted { $0.offset < $1.offset }
     }
 
-    /// Writes `body` to `key` create-only while hashing and counting it.
+    /// Writes `body` to `key` create-only while hashing and counting it; `check`, if given, runs
+    /// on the final hasher before the last chunk is released and may fail the write.
     private func stage(
-        _ body: ByteStream, length: Int64?, key: String, maxBytes: Int64?, uploadID: String? = nil
+        _ body: ByteStream, length: Int64?, key: String, maxBytes: Int64?, uploadID: String? = nil,
+        check: (@Sendable (ContentHasher) throws -> Void)? = nil
     ) async throws -> StagedBundle {
         let hasher = LockedValue(ContentHasher())
-        let observed = Self.counting(body, into: hasher, key: key, maxBytes: maxBytes)
+        var observed = Self.counting(body, into: hasher, key: key, maxBytes: maxBytes)
+        if let check { observed = observed.checkingBeforeEnd { try check(hasher.withLock { $0 }) } }
         do {
             try await objects.put(key, body: observed, length: length, condition: .createOnly)
         } catch {

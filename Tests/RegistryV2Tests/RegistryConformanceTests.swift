@@ -4,34 +4,7 @@ import RegistryV2
 import RegistryV2SQLite
 import Testing
 import TestSupport
-
-/// A backend under test. `reopen` gives a fresh instance over the same state: a new
-/// `SQLiteRegistryBackend` on the same file (after closing the old one), or the same actor.
-struct RegistryFixture: Sendable, CustomStringConvertible {
-    let description: String
-    let make: @Sendable () throws -> (backend: any RegistryBackend, reopen: @Sendable () throws -> any RegistryBackend, cleanup: @Sendable () -> Void)
-
-    static let memory = RegistryFixture(description: "memory") {
-        let backend = InMemoryRegistryBackend()
-        return (backend, { backend }, {})
-    }
-
-    static let sqlite = RegistryFixture(description: "sqlite") {
-        let folder = try TestSupport.makeTemporaryDirectory("registry")
-        let path = folder + "/registry.sqlite"
-        let backend = try SQLiteRegistryBackend(path: path)
-        return (
-            backend,
-            {
-                try backend.close()
-                return try SQLiteRegistryBackend(path: path)
-            },
-            { try? FileManager.default.removeItem(atPath: folder) }
-        )
-    }
-
-    static let all = [memory, sqlite]
-}
+import StoreTestSupport
 
 func sampleHash(_ seed: Int) -> ContentHash { ContentHash.of(Array("bundle-\(seed)".utf8)) }
 

@@ -1,0 +1,209 @@
+public import BundleCore
+public import Foundation
+import ManifestV2
+public import RegistryV2
+
+/// A tenant's install resolved to the bundle it runs.
+public struct ResolvedInstall: Sendable, Equatable {
+    /// The extension.
+    public var `extension`: ExtensionRecord
+    /// The install.
+    public var install: InstallRecord
+    /// The installed version.
+    public var version: VersionRecord
+    /// The content hash of the version's latest bundle.
+    public var contentHash: ContentHash
+}
+
+/// A row of the versions viewer (reference 5.7).
+public struct VersionListing: Sendable, Equatable, Codable {
+    /// The version's id.
+    public var versionId: String
+    /// The version string.
+    public var version: String
+    /// When it was published.
+    public var publishedAt: Date
+    /// `sha256:<hex>` of its latest bundle.
+    public var contentHash: String?
+    /// Whether the tenant asked about has this version installed.
+    public var installed: Bool
+}
+
+extension ExtensionHost {
+    /// Finds an extension by registry id (a UUID) or by slug `publisher.name` (case-insensitive).
+    public func findExtension(_ reference: String) async throws(HostError) -> ExtensionRecord {
+        do {
+            if RegistryID.isUUID(reference), let record = try await registry.extensionRecord(id: reference.lowercased()) {
+                return record
+            }
+            if let record = try await registry.extensions(slug: reference.lowercased()).first { return record }
+        } catch {
+            throw registryFailure(error)
+        }
+        throw HostError(.extensionNotFound, status: 404, "Extension not found", details: ["extension": reference])
+    }
+
+    /// Installs a version (default: the newest) for a tenant (reference 5.4): the granted
+    /// capabilities are the version's, normalised, unknown ones dropped and the defaults added;
+    /// the install is enabled with an empty config. Installing again replaces the install.
+    @discardableResult
+    public func install(_ reference: String, tenant: String, version: String? = nil) async throws(HostError) -> InstallRecord {
+        let record = try await findExtension(reference)
+        let target = try await findVersion(record, version)
+        let time = now()
+        let granted = Capabilities.normalize(target.capabilities)
+        let install = InstallRecord(
+            tenantID: tenant, extensionID: record.id, versionID: target.id, isEnabled: true, status: .enabled,
+            grantedCapabilities: granted, config: [:], createdAt: time)
+        return try await save(install, providers: granted)
+    }
+
+    /// Switches an existing install to another version (default: the newest), keeping its
+    /// enabled flag, status and config.
+    @discardableResult
+    public func update(_ reference: String, tenant: String, version: String? = nil) async throws(HostError) -> InstallRecord {
+        let record = try await findExtension(reference)
+        var install = try await existingInstall(record, tenant: tenant)
+        let target = try await findVersion(record, version)
+        install.versionID = target.id
+        install.grantedCapabilities = Capabilities.normalize(target.capabilities)
+        install.updatedAt = now()
+        return try await save(install, providers: install.grantedCapabilities)
+    }
+
+    /// Removes a tenant's install. The bundle objects stay: they are content-addressed and may
+    /// serve other versions and tenants (Alga deletes them; reference 9 item 3).
+    public func uninstall(_ reference: String, tenant: String) async throws(HostError) {
+        let record = try await findExtension(reference)
+        let removed: Bool
+        do {
+            removed = try await registry.deleteInstall(tenantID: tenant, extensionID: record.id)
+        } catch {
+            throw registryFailure(error)
+        }
+        guard removed else { throw Self.noInstall(tenant, record) }
+    }
+
+    /// Enables or disables an install: flips `isEnabled` only (reference 5.4).
+    @discardableResult
+    public func setEnabled(_ reference: String, tenant: String, _ isEnabled: Bool) async throws(HostError) -> InstallRecord {
+        let record = try await findExtension(reference)
+        let updated: InstallRecord?
+        do {
+            updated = try await registry.setEnabled(tenantID: tenant, extensionID: record.id, isEnabled, now: now())
+        } catch {
+            throw registryFailure(error)
+        }
+        guard let updated else { throw Self.noInstall(tenant, record) }
+        return updated
+    }
+
+    /// Resolves a tenant's install to the content hash it runs (reference 5.5): the install must
+    /// be active (`isEnabled` and status `enabled`, the gateway's rule); the hash is the installed
+    /// version's latest bundle.
+    public func resolve(_ reference: String, tenant: String) async throws(HostError) -> ResolvedInstall {
+        let record = try await findExtension(reference)
+        let install = try await existingInstall(record, tenant: tenant)
+        guard install.isActive else {
+            throw HostError(
+                .installDisabled, status: 403, "The extension is disabled for this tenant",
+                details: ["tenant": tenant, "extension": record.id, "status": install.status.rawValue])
+        }
+        do {
+            guard let version = try await registry.version(id: install.versionID),
+                let bundle = try await registry.latestBundle(versionID: install.versionID)
+            else {
+                throw HostError(.bundleNotFound, status: 404, "The installed version has no bundle", details: ["versionId": install.versionID])
+            }
+            return ResolvedInstall(extension: record, install: install, version: version, contentHash: bundle.contentHash)
+        } catch let error as HostError {
+            throw error
+        } catch {
+            throw registryFailure(error)
+        }
+    }
+
+    /// The runner's check (reference 5.6), honouring enabled/disabled: true when the tenant has an
+    /// active install of the extension whose version has a bundle with exactly this hash. The
+    /// hash may be bare or `sha256:`-prefixed, in any case.
+    public func validateInstall(tenant: String, extension reference: String, hash: String) async throws(HostError) -> Bool {
+        guard !tenant.isEmpty, !reference.isEmpty, let wanted = try? ContentHash(parsing: hash.trimmingCharacters(in: .whitespaces)) else {
+            throw .badRequest("missing or invalid parameters")
+        }
+        do {
+            let record = try await findExtension(reference)
+            guard let install = try await registry.install(tenantID: tenant, extensionID: record.id), install.isActive else { return false }
+            return try await registry.bundles(versionID: install.versionID).contains { $0.contentHash == wanted }
+        } catch let error as HostError where error.code == .extensionNotFound {
+            return false
+        } catch let error as HostError {
+            throw error
+        } catch {
+            throw registryFailure(error)
+        }
+    }
+
+    /// The versions of an extension, newest first (reference 5.7), with `installed` set for
+    /// the version `tenant` has installed.
+    public func listVersions(_ reference: String, tenant: String? = nil) async throws(HostError) -> [VersionListing] {
+        let record = try await findExtension(reference)
+        do {
+            var installed: String?
+            if let tenant { installed = try await registry.install(tenantID: tenant, extensionID: record.id)?.versionID }
+            var rows: [VersionListing] = []
+            for version in try await registry.versions(extensionID: record.id) {
+                let bundle = try await registry.latestBundle(versionID: version.id)
+                rows.append(
+                    VersionListing(
+                        versionId: version.id, version: version.version, publishedAt: version.publishedAt,
+                        contentHash: bundle?.contentHash.prefixed, installed: version.id == installed))
+            }
+            return rows
+        } catch {
+            throw registryFailure(error)
+        }
+    }
+
+    private func findVersion(_ record: ExtensionRecord, _ version: String?) async throws(HostError) -> VersionRecord {
+        let found: VersionRecord?
+        do {
+            if let version {
+                found = try await registry.version(extensionID: record.id, version: version)
+            } else {
+                found = try await registry.versions(extensionID: record.id).first
+            }
+        } catch {
+            throw registryFailure(error)
+        }
+        guard let found else {
+            throw HostError(.versionNotFound, status: 404, "Version not found", details: ["extension": record.id, "version": version ?? "latest"])
+        }
+        return found
+    }
+
+    private func existingInstall(_ record: ExtensionRecord, tenant: String) async throws(HostError) -> InstallRecord {
+        let install: InstallRecord?
+        do {
+            install = try await registry.install(tenantID: tenant, extensionID: record.id)
+        } catch {
+            throw registryFailure(error)
+        }
+        guard let install else { throw Self.noInstall(tenant, record) }
+        return install
+    }
+
+    private func save(_ install: InstallRecord, providers: [String]) async throws(HostError) -> InstallRecord {
+        let providers = Capabilities.known.filter(Set(providers).union(Capabilities.defaults).contains)
+        let config = InstallConfigRecord(
+            installID: install.id, tenantID: install.tenantID, config: install.config, providers: providers, updatedAt: install.updatedAt)
+        do {
+            return try await registry.saveInstall(install, config: config)
+        } catch {
+            throw registryFailure(error)
+        }
+    }
+
+    static func noInstall(_ tenant: String, _ record: ExtensionRecord) -> HostError {
+        HostError(.installNotFound, status: 404, "Extension is not installed for this tenant", details: ["tenant": tenant, "extension": record.id])
+    }
+}
