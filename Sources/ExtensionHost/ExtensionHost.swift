@@ -203,6 +203,13 @@ public struct AbortResult: Sendable, Equatable, Codable {
     public var key: String
     /// `staging` or `canonical`.
     public var area: String
+
+    /// Creates a result.
+    public init(status: String, key: String, area: String) {
+        self.status = status
+        self.key = key
+        self.area = area
+    }
 }
 
 extension ExtensionHost {

@@ -235,12 +235,14 @@ extension ExtensionHost {
         do {
             return try await verifier.verify(body.stream, request: request)
         } catch let error as VerifyError {
+            // A truncation is told against the declared hash when there is one, else the declared size.
+            let againstHash = error.expected?.hasPrefix(ContentHash.algorithmPrefix) ?? false
             switch error.code {
-            case .verifyHashMismatch, .verifyTruncated:
+            case .verifyHashMismatch, .verifyTruncated where againstHash:
                 throw HostError(
                     .hashMismatch, status: 400, "Declared hash does not match computed content hash",
                     details: ["declared": Self.bareHex(error.expected), "computed": Self.bareHex(error.actual)])
-            case .verifySizeMismatch:
+            case .verifySizeMismatch, .verifyTruncated:
                 throw HostError(
                     .sizeMismatch, status: 400, "size does not match the uploaded bundle",
                     details: ["declared": error.expected ?? "", "actual": error.actual ?? ""])

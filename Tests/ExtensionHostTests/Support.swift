@@ -98,7 +98,7 @@ func expectHostError(
 
 /// An object store that fails chosen operations, to test what the pipeline leaves behind.
 struct FaultyStore: ObjectStore {
-    enum Fault: Sendable { case copy, copyDoesNothing, head, get, getNotFound, put, putManifest, delete }
+    enum Fault: Sendable { case copy, copyDoesNothing, head, get, getNotFound, put, putNoSuchBucket, putManifest, delete }
 
     let base: any ObjectStore
     let faults: Set<Fault>
@@ -118,6 +118,9 @@ struct FaultyStore: ObjectStore {
 
     func put(_ key: String, body: ByteStream, length: Int64?, condition: WriteCondition) async throws -> ObjectInfo {
         if faults.contains(.put) || (faults.contains(.putManifest) && key.hasSuffix("manifest.json")) { throw Self.failure }
+        if faults.contains(.putNoSuchBucket) {
+            throw StoreError(code: .storeNotFound, reason: "no such bucket", key: key, httpStatus: 404, backendCode: "NoSuchBucket")
+        }
         return try await base.put(key, body: body, length: length, condition: condition)
     }
 
