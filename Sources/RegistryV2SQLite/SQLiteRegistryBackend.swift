@@ -38,20 +38,41 @@ public final class SQLiteRegistryBackend: RegistryBackend, Sendable {
         config.busyMode = .timeout(configuration.busyTimeout)
         config.maximumReaderCount = configuration.maximumReaderCount
         config.foreignKeysEnabled = true
+        let directory = (path as NSString).deletingLastPathComponent
         do {
-            let directory = (path as NSString).deletingLastPathComponent
             if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
-            pool = try DatabasePool(path: path, configuration: config)
-            do {
-                try Self.migrator.migrate(pool)
-            } catch {
-                // Another process may have run the same migration between our check and our write;
-                // the second attempt sees it applied.
-                try Self.migrator.migrate(pool)
-            }
         } catch {
-            throw Self.backendError(error, "cannot open the registry database")
+            throw Self.backendError(error, "cannot create the registry's folder")
         }
+        // Opening switches the file to WAL and migrates it. Both need the write lock, and when
+        // another process opens a fresh file at the same moment, the migrator's read-then-write
+        // can fail at once (SQLITE_BUSY) or find the other process's tables ("already exists")
+        // instead of waiting. So an open that fails like that is retried, with jitter, until the
+        // busy timeout: the next attempt reads the migrations the other process applied.
+        let deadline = Date().addingTimeInterval(configuration.busyTimeout)
+        var attempts = 0
+        while true {
+            attempts += 1
+            do {
+                let pool = try DatabasePool(path: path, configuration: config)
+                do {
+                    try Self.migrator.migrate(pool)
+                } catch {
+                    try? pool.close()
+                    throw error
+                }
+                self.pool = pool
+                return
+            } catch let error as DatabaseError where Date() < deadline && (Self.isContention(error) || attempts < 5) {
+                usleep(UInt32.random(in: 5_000...50_000))
+            } catch {
+                throw Self.backendError(error, "cannot open the registry database")
+            }
+        }
+    }
+
+    private static func isContention(_ error: DatabaseError) -> Bool {
+        error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED
     }
 
     /// The schema's migrations, in order. Tables and columns follow Alga's registry (reference 5.1).

@@ -1,8 +1,10 @@
 import ArgumentParser
 import BundleCore
+import ExtensionHost
 import Foundation
+import ManifestV2
 
-/// `extctl`: pack, inspect, unpack and hash extension bundles.
+/// `extctl`: pack, sign, verify and publish extension bundles, and manage installs.
 ///
 /// Exit status: 0 on success, 1 when the input is refused (the error code and message go to
 /// stderr), 2 on a usage error.
@@ -13,6 +15,7 @@ struct Extctl: AsyncParsableCommand {
         abstract: "Build, inspect and unpack extension bundles (bundle.tar.zst).",
         subcommands: [
             Pack.self, Unpack.self, Inspect.self, Hash.self, Keygen.self, Sign.self, Verify.self, Store.self, ManifestCommand.self,
+            Publish.self, Install.self, Enable.self, Disable.self, Uninstall.self, ListCommand.self, Resolve.self,
         ]
     )
 
@@ -25,8 +28,15 @@ struct Extctl: AsyncParsableCommand {
             } else {
                 try command.run()
             }
+        } catch let error as HostError {
+            Console.error("error: \(error.summary)")
+            for (key, value) in error.details.sorted(by: { $0.key < $1.key }) { Console.error("  \(key): \(value)") }
+            for issue in error.issues { Console.error("  \(issue.path): \(issue.message)") }
+            Foundation.exit(1)
         } catch let error as any ExtBundlesError {
             Console.error("error: \(error.summary)")
+            // EXTCTL_DEBUG=1 adds every context field (for bug reports; may name paths and keys).
+            if ProcessInfo.processInfo.environment["EXTCTL_DEBUG"] == "1" { Console.error(error.debugDescription) }
             Foundation.exit(1)
         } catch let error as RefusedInput {
             Console.error("error: \(error.message)")

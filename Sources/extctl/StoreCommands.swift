@@ -16,7 +16,10 @@ struct StoreOptions: ParsableArguments {
     @Option(help: "Key prefix of canonical bundles (BUNDLE_STORE_BASE).")
     var base: String = ProcessInfo.processInfo.environment["BUNDLE_STORE_BASE"] ?? "sha256/"
 
-    func objectStore() throws -> any ObjectStore {
+    func objectStore() throws -> any ObjectStore { try StoreOptions.objectStore(url: store) }
+
+    /// The object store a URL names: `file:///PATH` (or a plain path) or `s3://BUCKET[/PREFIX]`.
+    static func objectStore(url store: String) throws -> any ObjectStore {
         if store.hasPrefix("s3://") {
             let rest = store.dropFirst("s3://".count)
             let bucket = String(rest.prefix { $0 != "/" })
