@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "RegistryV2", targets: ["RegistryV2"]),
         .library(name: "RegistryV2SQLite", targets: ["RegistryV2SQLite"]),
         .library(name: "ExtensionHost", targets: ["ExtensionHost"]),
+        .library(name: "RunnerCache", targets: ["RunnerCache"]),
         .executable(name: "extctl", targets: ["extctl"]),
     ],
     dependencies: [
@@ -31,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
     ],
     targets: [
         .target(
@@ -89,6 +91,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "RunnerCache",
+            dependencies: [
+                "BundleCore", "BundleArchive", "BundleStore", "BundleVerify",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "ExtensionHost",
             dependencies: ["BundleCore", "BundleArchive", "BundleStore", "BundleVerify", "ManifestV2", "RegistryV2"],
             swiftSettings: swiftSettings
@@ -105,6 +116,7 @@ let package = Package(
                 "RegistryV2",
                 "RegistryV2SQLite",
                 "ExtensionHost",
+                "RunnerCache",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -151,6 +163,14 @@ let package = Package(
             dependencies: [
                 "ExtensionHost", "RegistryV2", "RegistryV2SQLite", "BundleStore", "BundleStoreS3", "BundleVerify", "BundleArchive",
                 "BundleCore", "ManifestV2", "TestSupport", "StoreTestSupport",
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RunnerCacheTests",
+            dependencies: [
+                "RunnerCache", "BundleStore", "BundleVerify", "BundleArchive", "BundleCore", "TestSupport", "StoreTestSupport",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -42,6 +42,38 @@ public protocol ArchiveVisitor: AnyObject {
     func visitEntryEnd() throws(ArchiveError)
 }
 
+/// Forwards every event to two visitors, in order (an inspector and an extractor, say).
+public final class TeeVisitor: ArchiveVisitor {
+    /// The first visitor.
+    public let first: any ArchiveVisitor
+    /// The second visitor.
+    public let second: any ArchiveVisitor
+
+    /// Creates a tee.
+    public init(_ first: any ArchiveVisitor, _ second: any ArchiveVisitor) {
+        self.first = first
+        self.second = second
+    }
+
+    /// Forwards the entry.
+    public func visitEntry(_ entry: ArchiveEntry) throws(ArchiveError) {
+        try first.visitEntry(entry)
+        try second.visitEntry(entry)
+    }
+
+    /// Forwards the data.
+    public func visitData(_ chunk: UnsafeRawBufferPointer) throws(ArchiveError) {
+        try first.visitData(chunk)
+        try second.visitData(chunk)
+    }
+
+    /// Forwards the end of the entry.
+    public func visitEntryEnd() throws(ArchiveError) {
+        try first.visitEntryEnd()
+        try second.visitEntryEnd()
+    }
+}
+
 /// Applies the bundle safety rules to a tar stream and forwards accepted entries to a visitor.
 ///
 /// Refused, each with a typed ``ArchiveError`` naming the entry: absolute paths and `..` segments

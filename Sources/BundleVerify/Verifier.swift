@@ -67,8 +67,17 @@ public struct VerifiedBundle: Sendable, Equatable {
 /// (if required), and pass the signature policy. Any failure is a typed error
 /// (``VerifyError``, ``BundleArchive/ArchiveError``) and nothing of the bundle is returned.
 public protocol Verifier: Sendable {
+    /// Verifies `body`, also handing every accepted entry and its data to `visitor` (an
+    /// extractor, a per-file hasher) during the same pass. What the visitor received is only to
+    /// be trusted when this returns: on a throw, discard it.
+    func verify(_ body: ByteStream, request: VerificationRequest, visitor: (any ArchiveVisitor)?) async throws -> VerifiedBundle
+}
+
+extension Verifier {
     /// Verifies `body`.
-    func verify(_ body: ByteStream, request: VerificationRequest) async throws -> VerifiedBundle
+    public func verify(_ body: ByteStream, request: VerificationRequest) async throws -> VerifiedBundle {
+        try await verify(body, request: request, visitor: nil)
+    }
 }
 
 /// The ``Verifier`` of ExtBundles: one pass computing SHA-256 over the compressed bytes, the size
@@ -90,10 +99,10 @@ public struct StreamingBundleVerifier: Verifier {
         StreamingBundleVerifier(trust: try TrustBundle.fromEnvironment(environment))
     }
 
-    /// Verifies `body` in one pass.
-    public func verify(_ body: ByteStream, request: VerificationRequest) async throws -> VerifiedBundle {
+    /// Verifies `body` in one pass, forwarding the archive to `visitor` too.
+    public func verify(_ body: ByteStream, request: VerificationRequest, visitor: (any ArchiveVisitor)?) async throws -> VerifiedBundle {
         let inspector = BundleInspector()
-        let reader = try BundleReader(visitor: inspector, limits: request.limits)
+        let reader = try BundleReader(visitor: visitor.map { TeeVisitor(inspector, $0) } ?? inspector, limits: request.limits)
         let hashing = HashingLane()
         var received: Int64 = 0
         var archiveError: ArchiveError?

@@ -2,7 +2,7 @@ public import BundleCore
 public import BundleStore
 public import BundleVerify
 public import Foundation
-public import ManifestV2
+import ManifestV2
 public import RegistryV2
 
 /// The services a host's HTTP layer calls, free of any web framework: upload to staging,

@@ -1,10 +1,10 @@
 import BundleArchive
-public import BundleCore
+import BundleCore
 import BundleStore
 public import BundleVerify
-public import Foundation
+import Foundation
 import ManifestV2
-public import RegistryV2
+import RegistryV2
 
 /// The finalize request body (reference 4.6):
 /// `{key, size?, declaredHash?, manifestJson?, signature?: {text, algorithm}}`.
@@ -238,7 +238,11 @@ extension ExtensionHost {
             // A truncation is told against the declared hash when there is one, else the declared size.
             let againstHash = error.expected?.hasPrefix(ContentHash.algorithmPrefix) ?? false
             switch error.code {
-            case .verifyHashMismatch, .verifyTruncated where againstHash:
+            case .verifyHashMismatch:
+                throw HostError(
+                    .hashMismatch, status: 400, "Declared hash does not match computed content hash",
+                    details: ["declared": Self.bareHex(error.expected), "computed": Self.bareHex(error.actual)])
+            case .verifyTruncated where againstHash:
                 throw HostError(
                     .hashMismatch, status: 400, "Declared hash does not match computed content hash",
                     details: ["declared": Self.bareHex(error.expected), "computed": Self.bareHex(error.actual)])

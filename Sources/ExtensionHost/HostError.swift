@@ -1,5 +1,5 @@
 public import BundleCore
-public import Foundation
+import Foundation
 public import ManifestV2
 
 /// An error of the host services, carrying Alga's code and HTTP status (reference 4.5-4.8) so an
