@@ -181,7 +181,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ExtctlTests",
-            dependencies: ["extctl", "BundleArchive", "BundleCore", "TestSupport"],
+            dependencies: ["extctl", "BundleArchive", "BundleCore", "BundleStore", "RunnerCache", "TestSupport"],
             swiftSettings: swiftSettings
         ),
     ],

@@ -15,7 +15,7 @@ struct Extctl: AsyncParsableCommand {
         abstract: "Build, inspect and unpack extension bundles (bundle.tar.zst).",
         subcommands: [
             Pack.self, Unpack.self, Inspect.self, Hash.self, Keygen.self, Sign.self, Verify.self, Store.self, ManifestCommand.self,
-            Publish.self, Install.self, Enable.self, Disable.self, Uninstall.self, ListCommand.self, Resolve.self,
+            Publish.self, Install.self, Enable.self, Disable.self, Uninstall.self, ListCommand.self, Resolve.self, CacheCommand.self,
         ]
     )
 

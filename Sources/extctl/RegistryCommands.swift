@@ -25,14 +25,18 @@ struct HostOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Trusted keys (PEM or JSON); default SIGNING_TRUST_BUNDLE; none means permissive.", valueName: "file"))
     var trustBundle: String?
 
+    /// The bundle store.
+    func bundleStore() throws -> BundleStore {
+        try BundleStore(objects: try StoreOptions.objectStore(url: store ?? data + "/store"), configuration: .init(layout: .contentAddressed(base: base)))
+    }
+
     /// The services over the chosen store and registry.
     func host(strictManifests: Bool = false) throws -> ExtensionHost {
-        let objects = try StoreOptions.objectStore(url: store ?? data + "/store")
         var path = registry ?? data + "/registry.sqlite"
         if path.hasPrefix("sqlite://") { path = String(path.dropFirst("sqlite://".count)) }
         let trust = try trustBundle.map { try TrustBundle.load($0) } ?? TrustBundle.fromEnvironment()
         return ExtensionHost(
-            store: try BundleStore(objects: objects, configuration: .init(layout: .contentAddressed(base: base))),
+            store: try bundleStore(),
             registry: try SQLiteRegistryBackend(path: path), verifier: StreamingBundleVerifier(trust: trust),
             configuration: .init(strictManifests: strictManifests))
     }
