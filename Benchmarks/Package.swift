@@ -33,10 +33,24 @@ let package = Package(
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
         ),
         .executableTarget(
+            name: "CacheBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "package-benchmark"),
+                .product(name: "BundleCore", package: "ExtBundles"),
+                .product(name: "BundleArchive", package: "ExtBundles"),
+                .product(name: "BundleStore", package: "ExtBundles"),
+                .product(name: "RunnerCache", package: "ExtBundles"),
+            ],
+            path: "Benchmarks/CacheBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+        ),
+        .executableTarget(
             name: "archive-bench",
             dependencies: [
                 .product(name: "BundleCore", package: "ExtBundles"),
                 .product(name: "BundleArchive", package: "ExtBundles"),
+                .product(name: "BundleStore", package: "ExtBundles"),
+                .product(name: "RunnerCache", package: "ExtBundles"),
                 .product(name: "ManifestV2", package: "ExtBundles"),
             ],
             path: "Sources/archive-bench"
