@@ -26,7 +26,10 @@ import TestSupport
         #expect(fixture.objects.gets.withLock { $0 } == 1)
         #expect(fixture.names() == [bundle.hash.hex])
         #expect(fixture.counter("hits") == 1 && fixture.counter("misses") == 1 && fixture.counter("fetches") == 1)
-        #expect(await cache.stats().bytes > Int64(bundle.mainWasm.count))
+        let bytes = await cache.stats().bytes
+        #expect(bytes > Int64(bundle.mainWasm.count))
+        #expect(try fixture.metrics.expectGauge("extbundles_cache_bytes").lastValue == Double(bytes))
+        #expect(try fixture.metrics.expectGauge("extbundles_cache_entries").lastValue == 1)
     }
 
     @Test(arguments: Backend.available)
