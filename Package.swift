@@ -129,7 +129,7 @@ let package = Package(
         ),
         .target(
             name: "StoreTestSupport",
-            dependencies: ["BundleStore", "BundleStoreS3", "RegistryV2", "RegistryV2SQLite", "TestSupport"],
+            dependencies: ["BundleCore", "BundleStore", "BundleStoreS3", "RegistryV2", "RegistryV2SQLite", "TestSupport"],
             path: "Tests/StoreTestSupport",
             swiftSettings: swiftSettings
         ),

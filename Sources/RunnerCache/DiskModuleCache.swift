@@ -39,12 +39,16 @@ public actor DiskModuleCache: ModuleCache {
         public var metricsFactory: (any MetricsFactory)?
         /// The prefix of metric labels. Default `extbundles_cache`.
         public var metricsPrefix: String
+        /// The clock the negative cache is judged by (injectable for tests).
+        public var now: @Sendable () -> Date
 
         /// Creates a configuration.
         public init(
             maxBytes: Int64 = 1 << 30, negativeTTL: TimeInterval = 10, limits: ArchiveLimits = .default, durable: Bool = false,
-            metricsFactory: (any MetricsFactory)? = nil, metricsPrefix: String = "extbundles_cache"
+            metricsFactory: (any MetricsFactory)? = nil, metricsPrefix: String = "extbundles_cache",
+            now: @escaping @Sendable () -> Date = { Date() }
         ) {
+            self.now = now
             self.maxBytes = maxBytes
             self.negativeTTL = negativeTTL
             self.limits = limits
@@ -246,7 +250,7 @@ public actor DiskModuleCache: ModuleCache {
             return entry
         }
         if let failure = failures[hash] {
-            if failure.until > Date() { throw failure.error }
+            if failure.until > configuration.now() { throw failure.error }
             failures[hash] = nil
         }
         metrics.misses.increment()
@@ -297,7 +301,7 @@ public actor DiskModuleCache: ModuleCache {
 
     private func remember(_ hash: ContentHash, _ error: any Error) {
         inFlight[hash] = nil
-        if configuration.negativeTTL > 0 { failures[hash] = (Date().addingTimeInterval(configuration.negativeTTL), error) }
+        if configuration.negativeTTL > 0 { failures[hash] = (configuration.now().addingTimeInterval(configuration.negativeTTL), error) }
     }
 
     private func lease(_ hash: ContentHash) -> CacheLease {

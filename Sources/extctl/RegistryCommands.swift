@@ -66,14 +66,7 @@ struct Publish: AsyncParsableCommand {
         guard stat(bundle, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
             throw RefusedInput(message: "BAD_REQUEST: cannot read the bundle file '\(bundle)'")
         }
-        var signatures: [DetachedSignature] = []
-        let signaturePath = signature ?? (FileManager.default.fileExists(atPath: bundle + ".sig") ? bundle + ".sig" : nil)
-        if let signaturePath {
-            guard let data = FileManager.default.contents(atPath: signaturePath) else {
-                throw RefusedInput(message: "SIGNATURE_IO: cannot read '\(signaturePath)'")
-            }
-            signatures = try SignatureFile.parse(Array(data))
-        }
+        let signatures = try SignatureFile.load(for: bundle, explicit: signature)
         var manifestJson: String?
         if let manifest {
             guard let data = FileManager.default.contents(atPath: manifest) else {
@@ -100,11 +93,7 @@ struct Install: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Install a version (default: the newest) of an extension for a tenant; installing again replaces the install.")
 
-    @Argument(help: "The extension: its registry id or publisher.name.")
-    var `extension`: String
-
-    @Option(help: "The tenant.")
-    var tenant: String
+    @OptionGroup var target: InstallTarget
 
     @Option(help: "The version (default: the newest).")
     var version: String?
@@ -113,44 +102,43 @@ struct Install: AsyncParsableCommand {
 
     func run() async throws {
         let host = try options.host()
-        let install = try await host.install(`extension`, tenant: tenant, version: version)
-        let resolved = try await host.resolve(install.extensionID, tenant: tenant)
-        Console.out("installed \(resolved.extension.slug) \(resolved.version.version) for tenant \(tenant): \(resolved.contentHash.prefixed)")
+        let install = try await host.install(target.extension, tenant: target.tenant, version: version)
+        let resolved = try await host.resolve(install.extensionID, tenant: target.tenant)
+        Console.out("installed \(resolved.extension.slug) \(resolved.version.version) for tenant \(target.tenant): \(resolved.contentHash.prefixed)")
         Console.out("capabilities: \(install.grantedCapabilities.joined(separator: ", "))")
     }
 }
 
-struct Enable: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Enable a tenant's install (flips isEnabled only).")
-
+/// The extension and tenant an install command acts on.
+struct InstallTarget: ParsableArguments {
     @Argument(help: "The extension: its registry id or publisher.name.")
     var `extension`: String
 
     @Option(help: "The tenant.")
     var tenant: String
+}
 
+struct Enable: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Enable a tenant's install (flips isEnabled only).")
+
+    @OptionGroup var target: InstallTarget
     @OptionGroup var options: HostOptions
 
     func run() async throws {
-        try await options.host().setEnabled(`extension`, tenant: tenant, true)
-        Console.out("enabled \(`extension`) for tenant \(tenant)")
+        try await options.host().setEnabled(target.extension, tenant: target.tenant, true)
+        Console.out("enabled \(target.extension) for tenant \(target.tenant)")
     }
 }
 
 struct Disable: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Disable a tenant's install (flips isEnabled only).")
 
-    @Argument(help: "The extension: its registry id or publisher.name.")
-    var `extension`: String
-
-    @Option(help: "The tenant.")
-    var tenant: String
-
+    @OptionGroup var target: InstallTarget
     @OptionGroup var options: HostOptions
 
     func run() async throws {
-        try await options.host().setEnabled(`extension`, tenant: tenant, false)
-        Console.out("disabled \(`extension`) for tenant \(tenant)")
+        try await options.host().setEnabled(target.extension, tenant: target.tenant, false)
+        Console.out("disabled \(target.extension) for tenant \(target.tenant)")
     }
 }
 
@@ -158,17 +146,12 @@ struct Uninstall: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Remove a tenant's install. The bundle stays in the store (it is content-addressed and may be shared).")
 
-    @Argument(help: "The extension: its registry id or publisher.name.")
-    var `extension`: String
-
-    @Option(help: "The tenant.")
-    var tenant: String
-
+    @OptionGroup var target: InstallTarget
     @OptionGroup var options: HostOptions
 
     func run() async throws {
-        try await options.host().uninstall(`extension`, tenant: tenant)
-        Console.out("uninstalled \(`extension`) for tenant \(tenant)")
+        try await options.host().uninstall(target.extension, tenant: target.tenant)
+        Console.out("uninstalled \(target.extension) for tenant \(target.tenant)")
     }
 }
 
@@ -176,16 +159,11 @@ struct Resolve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print the content hash (sha256:<hex>) a tenant's active install runs.")
 
-    @Argument(help: "The extension: its registry id or publisher.name.")
-    var `extension`: String
-
-    @Option(help: "The tenant.")
-    var tenant: String
-
+    @OptionGroup var target: InstallTarget
     @OptionGroup var options: HostOptions
 
     func run() async throws {
-        Console.out(try await options.host().resolve(`extension`, tenant: tenant).contentHash.prefixed)
+        Console.out(try await options.host().resolve(target.extension, tenant: target.tenant).contentHash.prefixed)
     }
 }
 

@@ -99,14 +99,7 @@ struct Verify: AsyncParsableCommand {
 
     func run() async throws {
         let trust = try trustBundle.map { try TrustBundle.load($0) } ?? TrustBundle.fromEnvironment()
-        var signatures: [DetachedSignature] = []
-        let signaturePath = signature ?? (FileManager.default.fileExists(atPath: bundle + ".sig") ? bundle + ".sig" : nil)
-        if let signaturePath {
-            guard let data = FileManager.default.contents(atPath: signaturePath) else {
-                throw RefusedInput(message: "SIGNATURE_IO: cannot read '\(signaturePath)'")
-            }
-            signatures = try SignatureFile.parse(Array(data))
-        }
+        let signatures = try SignatureFile.load(for: bundle, explicit: signature)
         var info = stat()
         guard stat(bundle, &info) == 0 else { throw RefusedInput(message: "VERIFY_IO: cannot read '\(bundle)'") }
         let request = VerificationRequest(
@@ -126,5 +119,15 @@ struct Verify: AsyncParsableCommand {
             Console.out("verified \(result.hash.prefixed)  \(result.size) bytes")
             Console.out(signers.isEmpty ? "signature: unverified (no trust bundle configured)" : "signed by: " + signers.joined(separator: ", "))
         }
+    }
+}
+
+extension SignatureFile {
+    /// The signatures of `bundle`: from `explicit` when given, else from `BUNDLE.sig` when it
+    /// exists, else none.
+    static func load(for bundle: String, explicit: String?) throws -> [DetachedSignature] {
+        guard let path = explicit ?? (FileManager.default.fileExists(atPath: bundle + ".sig") ? bundle + ".sig" : nil) else { return [] }
+        guard let data = FileManager.default.contents(atPath: path) else { throw RefusedInput(message: "SIGNATURE_IO: cannot read '\(path)'") }
+        return try parse(Array(data))
     }
 }

@@ -48,8 +48,15 @@ import TestSupport
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()
-            let delay = Double(trial) / 20 * fillTime * 1.1
-            usleep(UInt32(delay * 1_000_000))
+            // Wait until the fill has started (its temporary folder exists), then kill it after a
+            // delay spread over the fill's duration: early, midway, and near the rename.
+            let deadline = Date().addingTimeInterval(10)
+            while Date() < deadline, process.isRunning,
+                !((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).contains(where: { $0.hasPrefix(".tmp-") })
+            {
+                usleep(500)
+            }
+            usleep(UInt32(Double(trial) / 20 * fillTime * 1_000_000))
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
             let leftovers = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).filter { $0.hasPrefix(".tmp-") }

@@ -260,20 +260,9 @@ import TestSupport
 }
 
 /// A store whose HEAD under-reports sizes, so the cap is only discovered while hashing.
-struct LyingHeadStore: ObjectStore {
+struct LyingHeadStore: ForwardingObjectStore {
     let base: any ObjectStore
     func head(_ key: String) async throws -> ObjectInfo? {
         try await base.head(key).map { ObjectInfo(key: $0.key, size: 1, etag: $0.etag, lastModified: $0.lastModified) }
-    }
-    func get(_ key: String, range: ByteRange?) async throws -> ObjectBody { try await base.get(key, range: range) }
-    func put(_ key: String, body: ByteStream, length: Int64?, condition: WriteCondition) async throws -> ObjectInfo {
-        try await base.put(key, body: body, length: length, condition: condition)
-    }
-    func copy(from source: String, to destination: String, condition: WriteCondition) async throws -> ObjectInfo {
-        try await base.copy(from: source, to: destination, condition: condition)
-    }
-    func delete(_ key: String) async throws { try await base.delete(key) }
-    func list(prefix: String, continuation: String?, limit: Int) async throws -> ObjectListing {
-        try await base.list(prefix: prefix, continuation: continuation, limit: limit)
     }
 }

@@ -97,7 +97,7 @@ func expectHostError(
 }
 
 /// An object store that fails chosen operations, to test what the pipeline leaves behind.
-struct FaultyStore: ObjectStore {
+struct FaultyStore: ForwardingObjectStore {
     enum Fault: Sendable { case copy, copyDoesNothing, head, get, getNotFound, put, putNoSuchBucket, putManifest, delete }
 
     let base: any ObjectStore
@@ -135,9 +135,6 @@ struct FaultyStore: ObjectStore {
         try await base.delete(key)
     }
 
-    func list(prefix: String, continuation: String?, limit: Int) async throws -> ObjectListing {
-        try await base.list(prefix: prefix, continuation: continuation, limit: limit)
-    }
 }
 
 /// A registry whose first `insertVersion` fails, as if the process died between the canonical

@@ -1,6 +1,7 @@
 import BundleCore
 import BundleStore
 import Foundation
+import MetricsTestKit
 import RunnerCache
 import StoreTestSupport
 import Testing
@@ -67,13 +68,16 @@ import TestSupport
     @Test(arguments: Backend.available)
     func aFailureIsForgottenAfterItsTTL(store: Backend) async throws {
         let fixture = try CacheFixture(store)
-        let cache = try fixture.cache(negativeTTL: 0.2)
+        let cache = try fixture.cache(negativeTTL: 10)
         let bundle = try CacheBundle(seed: 3)
         await #expect(throws: CacheError.self) { try await cache.ensureUiCached(bundle.hash) }
         try await fixture.publish(bundle)
+        fixture.clock.withLock { $0 += 9 }
         await #expect(throws: CacheError.self) { try await cache.ensureUiCached(bundle.hash) }  // still remembered
-        try await Task.sleep(for: .milliseconds(300))
+        #expect(fixture.objects.gets.withLock { $0 } == 1)
+        fixture.clock.withLock { $0 += 2 }
         #expect(try await cache.ensureUiCached(bundle.hash).hasIndex)
+        #expect(fixture.objects.gets.withLock { $0 } == 2)
     }
 
     @Test(arguments: Backend.available)

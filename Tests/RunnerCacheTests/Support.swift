@@ -37,24 +37,13 @@ struct CacheBundle {
 }
 
 /// An object store that counts GETs.
-struct CountingStore: ObjectStore {
+struct CountingStore: ForwardingObjectStore {
     let base: any ObjectStore
     let gets = LockedValue(0)
 
-    func head(_ key: String) async throws -> ObjectInfo? { try await base.head(key) }
     func get(_ key: String, range: ByteRange?) async throws -> ObjectBody {
         gets.withLock { $0 += 1 }
         return try await base.get(key, range: range)
-    }
-    func put(_ key: String, body: ByteStream, length: Int64?, condition: WriteCondition) async throws -> ObjectInfo {
-        try await base.put(key, body: body, length: length, condition: condition)
-    }
-    func copy(from source: String, to destination: String, condition: WriteCondition) async throws -> ObjectInfo {
-        try await base.copy(from: source, to: destination, condition: condition)
-    }
-    func delete(_ key: String) async throws { try await base.delete(key) }
-    func list(prefix: String, continuation: String?, limit: Int) async throws -> ObjectListing {
-        try await base.list(prefix: prefix, continuation: continuation, limit: limit)
     }
 }
 
@@ -77,10 +66,14 @@ final class CacheFixture: @unchecked Sendable {
 
     var root: String { folder + "/root" }
 
+    /// The cache's clock; tests move it forward.
+    let clock = LockedValue(Date(timeIntervalSince1970: 1_800_000_000))
+
     func cache(maxBytes: Int64 = 1 << 30, negativeTTL: TimeInterval = 10) throws -> DiskModuleCache {
-        try DiskModuleCache(
+        let clock = self.clock
+        return try DiskModuleCache(
             root: root, store: store,
-            configuration: .init(maxBytes: maxBytes, negativeTTL: negativeTTL, metricsFactory: metrics))
+            configuration: .init(maxBytes: maxBytes, negativeTTL: negativeTTL, metricsFactory: metrics, now: { clock.withLock { $0 } }))
     }
 
     @discardableResult

@@ -1,6 +1,7 @@
+public import BundleCore
 public import BundleStore
 public import BundleStoreS3
-public import Foundation
+import Foundation
 import TestSupport
 public import Testing
 
@@ -80,3 +81,31 @@ public struct S3NotConfigured: Error, CustomStringConvertible {
     }
 }
 
+
+/// A store that wraps another: every operation goes to `base` unless the conforming type
+/// implements it itself (to count, fail or distort that operation in a test).
+public protocol ForwardingObjectStore: ObjectStore {
+    /// The wrapped store.
+    var base: any ObjectStore { get }
+}
+
+extension ForwardingObjectStore {
+    /// Forwards.
+    public func head(_ key: String) async throws -> ObjectInfo? { try await base.head(key) }
+    /// Forwards.
+    public func get(_ key: String, range: ByteRange?) async throws -> ObjectBody { try await base.get(key, range: range) }
+    /// Forwards.
+    public func put(_ key: String, body: ByteStream, length: Int64?, condition: WriteCondition) async throws -> ObjectInfo {
+        try await base.put(key, body: body, length: length, condition: condition)
+    }
+    /// Forwards.
+    public func copy(from source: String, to destination: String, condition: WriteCondition) async throws -> ObjectInfo {
+        try await base.copy(from: source, to: destination, condition: condition)
+    }
+    /// Forwards.
+    public func delete(_ key: String) async throws { try await base.delete(key) }
+    /// Forwards.
+    public func list(prefix: String, continuation: String?, limit: Int) async throws -> ObjectListing {
+        try await base.list(prefix: prefix, continuation: continuation, limit: limit)
+    }
+}
