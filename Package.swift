@@ -82,7 +82,7 @@ let package = Package(
         ),
         .target(
             name: "RegistryV2",
-            dependencies: ["BundleCore"],
+            dependencies: ["BundleCore", "ManifestV2"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -155,7 +155,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RegistryV2Tests",
-            dependencies: ["RegistryV2", "RegistryV2SQLite", "BundleCore", "TestSupport", "StoreTestSupport"],
+            dependencies: ["RegistryV2", "RegistryV2SQLite", "BundleCore", "ManifestV2", "TestSupport", "StoreTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

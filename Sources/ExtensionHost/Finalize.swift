@@ -192,8 +192,7 @@ extension ExtensionHost {
             try await storeCanonical(staging: key, verified: verified, manifest: manifestBytes, canonicalKey: canonicalKey)
             let versionRecord = VersionRecord(
                 extensionID: record.id, version: version, runtime: manifest.runtime,
-                ui: manifest.ui.map { UIRecord(type: $0.type, entry: $0.entry, appMenuLabel: $0.appMenuLabel, clientPortalMenuLabel: $0.clientPortalMenuLabel) },
-                endpoints: manifest.endpoints.map { EndpointRecord(method: $0.method, path: $0.path, handler: $0.handler) },
+                ui: manifest.ui, endpoints: manifest.endpoints,
                 capabilities: manifest.capabilities.filter { !$0.isEmpty }, contentHash: verified.hash, size: verified.size,
                 signerKeyIDs: Self.signers(verified.signature), publishedAt: publishTime)
             let bundle = BundleRecord(

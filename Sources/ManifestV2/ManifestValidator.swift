@@ -46,7 +46,7 @@ public struct Manifest: Sendable, Equatable {
         public var clientPortalMenuLabel: String?
 
         /// Creates a UI description.
-        public init(type: String, entry: String, appMenuLabel: String?, clientPortalMenuLabel: String?) {
+        public init(type: String, entry: String, appMenuLabel: String? = nil, clientPortalMenuLabel: String? = nil) {
             self.type = type
             self.entry = entry
             self.appMenuLabel = appMenuLabel

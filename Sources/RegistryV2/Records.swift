@@ -1,5 +1,6 @@
 public import BundleCore
 public import Foundation
+public import ManifestV2
 
 /// An extension: one publisher's named package, shared by every tenant (Alga's
 /// `extension_registry`). `(publisher, name)` is unique.
@@ -40,42 +41,12 @@ public struct ExtensionRecord: Sendable, Equatable, Codable {
     public static func slug(publisher: String, name: String) -> String { (publisher + "." + name).lowercased() }
 }
 
-/// An API endpoint of a version, normalised (method upper-case, path with one leading `/`).
-public struct EndpointRecord: Sendable, Equatable, Codable, Hashable {
-    /// `GET`, `POST`, ...
-    public var method: String
-    /// `/api/status`.
-    public var path: String
-    /// The handler, `dist/main`.
-    public var handler: String
+/// An API endpoint of a version: ManifestV2's normalised endpoint (method upper-case, path with
+/// one leading `/`, handler sanitised).
+public typealias EndpointRecord = Manifest.Endpoint
 
-    /// Creates an endpoint.
-    public init(method: String, path: String, handler: String) {
-        self.method = method
-        self.path = path
-        self.handler = handler
-    }
-}
-
-/// The UI of a version: `{type, entry, hooks}` with the two menu hooks Alga keeps.
-public struct UIRecord: Sendable, Equatable, Codable {
-    /// `iframe`.
-    public var type: String
-    /// The entry document, `ui/index.html`.
-    public var entry: String
-    /// The `appMenu` hook's label.
-    public var appMenuLabel: String?
-    /// The `clientPortalMenu` hook's label.
-    public var clientPortalMenuLabel: String?
-
-    /// Creates a UI record.
-    public init(type: String, entry: String, appMenuLabel: String? = nil, clientPortalMenuLabel: String? = nil) {
-        self.type = type
-        self.entry = entry
-        self.appMenuLabel = appMenuLabel
-        self.clientPortalMenuLabel = clientPortalMenuLabel
-    }
-}
+/// The UI of a version: ManifestV2's `{type, entry}` with the two menu hooks Alga keeps.
+public typealias UIRecord = Manifest.UI
 
 /// A published version: immutable once written (Alga's `extension_version`, plus what Alga
 /// leaves out: size, signer key ids and the publish time). `(extensionID, version)` is unique.

@@ -3,6 +3,7 @@ import BundleStore
 import BundleVerify
 import ExtensionHost
 import Foundation
+import ManifestV2
 import RegistryV2
 import StoreTestSupport
 import Testing

@@ -1,5 +1,6 @@
 import BundleCore
 import Foundation
+import ManifestV2
 import RegistryV2
 import RegistryV2SQLite
 import Testing
