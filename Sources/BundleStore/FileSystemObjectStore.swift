@@ -101,7 +101,7 @@ public struct FileSystemObjectStore: ObjectStore {
             if link(sourcePath, temporary) == 0 { break }
             attempts += 1
             // ENOENT: the source is gone, or a concurrent delete pruned the new folder: retry once.
-            if errno == ENOENT && attempts < 3 && FileManager.default.fileExists(atPath: sourcePath) { continue }
+            if errno == ENOENT && attempts < 16 && FileManager.default.fileExists(atPath: sourcePath) { continue }
             if errno == ENOENT { throw StoreError.notFound(source) }
             throw Self.io("link", key: destination)
         }
@@ -175,13 +175,30 @@ public struct FileSystemObjectStore: ObjectStore {
         }
     }
 
+    /// Creates the folders above `path`, one by one from the root. A concurrent delete may prune
+    /// a folder this just created (it was empty); then the walk starts again, a few times.
     private func makeParent(of path: String, key: String) throws(StoreError) {
         let parent = (path as NSString).deletingLastPathComponent
-        do {
-            try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
-        } catch {
-            throw StoreError(code: .storeIO, reason: "cannot create the folder for the key (a file may be in the way)", key: key)
+        guard parent.count > root.count else { return }
+        let components = parent.dropFirst(root.count + 1).split(separator: "/")
+        for _ in 0..<16 {
+            var folder = root
+            var pruned = false
+            for component in components {
+                folder += "/" + component
+                if mkdir(folder, 0o755) == 0 { continue }
+                if errno == EEXIST {
+                    var info = stat()
+                    if lstat(folder, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR { continue }
+                    if errno == ENOENT { pruned = true; break }
+                    throw StoreError(code: .storeIO, reason: "cannot create the folder for the key (a file is in the way)", key: key)
+                }
+                if errno == ENOENT { pruned = true; break }
+                throw Self.io("create folder", key: key)
+            }
+            if !pruned { return }
         }
+        throw StoreError(code: .storeIO, reason: "cannot create the folder for the key (it keeps being removed)", key: key)
     }
 
     static func temporaryName(besides path: String) -> String {
@@ -192,7 +209,7 @@ public struct FileSystemObjectStore: ObjectStore {
 
     private func makeTemporaryFile(besides path: String, key: String) throws(StoreError) -> (String, Int32) {
         let temporary = Self.temporaryName(besides: path)
-        for _ in 0..<3 {
+        for _ in 0..<16 {
             try makeParent(of: path, key: key)
             let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
             if fd >= 0 { return (temporary, fd) }

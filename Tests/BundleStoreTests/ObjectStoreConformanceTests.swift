@@ -211,3 +211,25 @@ import TestSupport
         #expect(try await store.listAll(prefix: "").isEmpty)
     }
 }
+
+@Suite struct FileSystemRaceTests {
+    /// Deletes prune the folders they empty while other writers create folders beside them: a
+    /// writer whose new folder is pruned under it starts again instead of failing.
+    @Test func writersSurviveConcurrentPruning() async throws {
+        let fixture = try Backend.filesystem.make()
+        let store = fixture.store
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<8 {
+                group.addTask {
+                    for round in 0..<150 {
+                        let key = "shared/parent/\(worker)-\(round)/object"
+                        try await store.put(key, bytes: [UInt8(truncatingIfNeeded: round)])
+                        try await store.delete(key)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try await store.listAll(prefix: "shared/").isEmpty)
+    }
+}
