@@ -90,18 +90,33 @@ public struct FileSystemObjectStore: ObjectStore {
 
     /// Hard-links the source's file (create-only) or links and renames it (unconditional).
     @discardableResult
-    public func copy(from source: String, to destination: String, condition: WriteCondition) async throws -> ObjectInfo {
+    public func copy(from source: String, to destination: String, condition: WriteCondition, sourceETag: String?) async throws -> ObjectInfo {
         let sourcePath = try path(for: source)
         let destinationPath = try path(for: destination)
-        guard try await head(source) != nil else { throw StoreError.notFound(source) }
+        // With an ETag, link the very file that was checked (through its descriptor), so a
+        // replacement between the check and the link cannot slip in.
+        var linkSource = sourcePath
+        var sourceFD: Int32 = -1
+        defer { if sourceFD >= 0 { close(sourceFD) } }
+        if let sourceETag {
+            sourceFD = open(sourcePath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+            guard sourceFD >= 0 else { throw StoreError.sourceChanged(source, expected: sourceETag, actual: nil) }
+            var info = stat()
+            guard fstat(sourceFD, &info) == 0 else { throw Self.io("stat", key: source) }
+            let actual = Self.objectInfo(key: source, info).etag
+            guard actual == sourceETag else { throw StoreError.sourceChanged(source, expected: sourceETag, actual: actual) }
+            linkSource = "/proc/self/fd/\(sourceFD)"
+        } else {
+            guard try await head(source) != nil else { throw StoreError.notFound(source) }
+        }
         let temporary = Self.temporaryName(besides: destinationPath)
         var attempts = 0
         while true {
             try makeParent(of: destinationPath, key: destination)
-            if link(sourcePath, temporary) == 0 { break }
+            if linkat(AT_FDCWD, linkSource, AT_FDCWD, temporary, sourceFD >= 0 ? AT_SYMLINK_FOLLOW : 0) == 0 { break }
             attempts += 1
             // ENOENT: the source is gone, or a concurrent delete pruned the new folder: retry once.
-            if errno == ENOENT && attempts < 16 && FileManager.default.fileExists(atPath: sourcePath) { continue }
+            if errno == ENOENT && attempts < 16 && (sourceFD >= 0 || FileManager.default.fileExists(atPath: sourcePath)) { continue }
             if errno == ENOENT { throw StoreError.notFound(source) }
             throw Self.io("link", key: destination)
         }

@@ -63,10 +63,16 @@ public actor InMemoryObjectStore: ObjectStore {
 
     /// Copies within the store.
     @discardableResult
-    public func copy(from source: String, to destination: String, condition: WriteCondition) async throws -> ObjectInfo {
+    public func copy(from source: String, to destination: String, condition: WriteCondition, sourceETag: String?) async throws -> ObjectInfo {
         try ObjectKey.validate(source)
         try ObjectKey.validate(destination)
-        guard var stored = objects[source] else { throw StoreError.notFound(source) }
+        guard var stored = objects[source] else {
+            if let sourceETag { throw StoreError.sourceChanged(source, expected: sourceETag, actual: nil) }
+            throw StoreError.notFound(source)
+        }
+        if let sourceETag, stored.info.etag != sourceETag {
+            throw StoreError.sourceChanged(source, expected: sourceETag, actual: stored.info.etag)
+        }
         if condition == .createOnly, objects[destination] != nil { throw StoreError.alreadyExists(destination) }
         stored.info.key = destination
         stored.info.lastModified = now()

@@ -135,9 +135,11 @@ public protocol ObjectStore: Sendable {
     @discardableResult
     func put(_ key: String, body: ByteStream, length: Int64?, condition: WriteCondition) async throws -> ObjectInfo
 
-    /// Copies the object at `source` to `destination`.
+    /// Copies the object at `source` to `destination`. With `sourceETag`, the copy happens only
+    /// if the source still has that ETag, else `STORE_SOURCE_CHANGED` and nothing is written: the
+    /// bytes copied are the bytes that were read (and verified) under that ETag.
     @discardableResult
-    func copy(from source: String, to destination: String, condition: WriteCondition) async throws -> ObjectInfo
+    func copy(from source: String, to destination: String, condition: WriteCondition, sourceETag: String?) async throws -> ObjectInfo
 
     /// Deletes the object; a missing object is not an error.
     func delete(_ key: String) async throws
@@ -158,6 +160,12 @@ extension ObjectStore {
 
     /// Reads the whole object.
     public func get(_ key: String) async throws -> ObjectBody { try await get(key, range: nil) }
+
+    /// Copies the object at `source` to `destination`, whatever its ETag.
+    @discardableResult
+    public func copy(from source: String, to destination: String, condition: WriteCondition) async throws -> ObjectInfo {
+        try await copy(from: source, to: destination, condition: condition, sourceETag: nil)
+    }
 
     /// Writes bytes held in memory.
     @discardableResult

@@ -69,6 +69,13 @@ public struct StoreError: ExtBundlesError, Equatable {
         StoreError(code: .storeAlreadyExists, reason: "an object already exists and is never overwritten", key: key)
     }
 
+    /// `STORE_SOURCE_CHANGED` for a copy whose source was replaced since it was read.
+    public static func sourceChanged(_ key: String, expected: String, actual: String?) -> StoreError {
+        StoreError(
+            code: .storeSourceChanged, reason: "the source object changed since it was read", key: key, expected: expected,
+            actual: actual ?? "missing")
+    }
+
     /// The key breaks the key rules.
     public static func invalidKey(_ key: String, _ why: String) -> StoreError {
         StoreError(code: .storeInvalidKey, reason: "invalid key: \(why)", key: key)
@@ -110,4 +117,6 @@ extension ErrorCode {
     public static let storeUnsupported: ErrorCode = "STORE_UNSUPPORTED"
     /// The store location or configuration is invalid.
     public static let storeConfiguration: ErrorCode = "STORE_CONFIGURATION"
+    /// A conditional copy's source no longer has the ETag it was read with.
+    public static let storeSourceChanged: ErrorCode = "STORE_SOURCE_CHANGED"
 }

@@ -214,17 +214,24 @@ public struct S3ObjectStore: MultipartObjectStore {
 
     /// CopyObject, with `If-None-Match: *` for create-only copies.
     @discardableResult
-    public func copy(from source: String, to destination: String, condition: WriteCondition) async throws -> ObjectInfo {
+    public func copy(from source: String, to destination: String, condition: WriteCondition, sourceETag: String?) async throws -> ObjectInfo {
         try ObjectKey.validate(source)
         try ObjectKey.validate(destination)
         var headers = [AWSSigV4.Parameter("x-amz-copy-source", AWSSigV4.uriEncode("/\(configuration.bucket)/\(configuration.keyPrefix)\(source)", encodeSlash: false))]
         if condition == .createOnly { headers.append(.init("If-None-Match", "*")) }
+        if let sourceETag { headers.append(.init("x-amz-copy-source-if-match", "\"\(sourceETag)\"")) }
         do {
             let response = try await send("PUT", key: destination, headers: headers)
             let xml = XMLElement.parse(response.bytes)
             if let xml, xml.name == "Error" { throw error(from: xml, status: 200, key: destination) }
         } catch let failure as StoreError where failure.code == .storeNotFound && failure.backendCode != "NoSuchBucket" {
+            if let sourceETag { throw StoreError.sourceChanged(source, expected: sourceETag, actual: nil) }
             throw StoreError.notFound(source)
+        } catch let failure as StoreError where failure.code == .storeAlreadyExists && sourceETag != nil {
+            // S3 answers 412 for both conditions: tell them apart by the source's ETag now.
+            let current = try await head(source)?.etag
+            if current != sourceETag { throw StoreError.sourceChanged(source, expected: sourceETag ?? "", actual: current) }
+            throw failure
         }
         guard let info = try await head(destination) else { throw StoreError.notFound(destination) }
         return info

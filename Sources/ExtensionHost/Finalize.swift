@@ -155,7 +155,7 @@ extension ExtensionHost {
         guard info.size <= configuration.maxBundleBytes else { throw tooLarge(actual: info.size) }
 
         // 2. One pass: hash, size, cap, archive, manifest, signatures.
-        let verified = try await verifyStaged(
+        let (verified, stagedETag) = try await verifyStaged(
             key: key,
             request: VerificationRequest(
                 expectedHash: declared, declaredSize: request.size, limits: limits, signatures: signatures, publishTime: publishTime,
@@ -189,7 +189,8 @@ extension ExtensionHost {
             if try await existingVersion(extensionID: record.id, version: version) {
                 throw Self.duplicate(version)
             }
-            try await storeCanonical(staging: key, verified: verified, manifest: manifestBytes, canonicalKey: canonicalKey)
+            try await storeCanonical(
+                staging: key, stagedETag: stagedETag, verified: verified, manifest: manifestBytes, canonicalKey: canonicalKey)
             let versionRecord = VersionRecord(
                 extensionID: record.id, version: version, runtime: manifest.runtime,
                 ui: manifest.ui, endpoints: manifest.endpoints,
@@ -222,7 +223,8 @@ extension ExtensionHost {
         return limits
     }
 
-    private func verifyStaged(key: String, request: VerificationRequest) async throws(HostError) -> VerifiedBundle {
+    /// Verifies the staging object in one pass; returns the result and the ETag it was read under.
+    private func verifyStaged(key: String, request: VerificationRequest) async throws(HostError) -> (VerifiedBundle, String?) {
         let body: ObjectBody
         do {
             body = try await store.objects.get(key)
@@ -232,7 +234,7 @@ extension ExtensionHost {
             throw HostError(.s3GetFailed, status: 500, "Failed to read the staging object", underlying: String(reflecting: error))
         }
         do {
-            return try await verifier.verify(body.stream, request: request)
+            return (try await verifier.verify(body.stream, request: request), body.info.etag)
         } catch let error as VerifyError {
             // A truncation is told against the declared hash when there is one, else the declared size.
             let againstHash = error.expected?.hasPrefix(ContentHash.algorithmPrefix) ?? false
@@ -287,9 +289,17 @@ extension ExtensionHost {
     /// Copies the staging object create-only to its canonical key and proves the result, then
     /// stores `manifest.json` beside it. An object already at the key is accepted only after it
     /// re-hashes to the key's hash.
-    private func storeCanonical(staging: String, verified: VerifiedBundle, manifest: [UInt8], canonicalKey: String) async throws(HostError) {
+    private func storeCanonical(
+        staging: String, stagedETag: String?, verified: VerifiedBundle, manifest: [UInt8], canonicalKey: String
+    ) async throws(HostError) {
         do {
-            try await store.objects.copy(from: staging, to: canonicalKey, condition: .createOnly)
+            // Pinned to the ETag the bytes were verified under: a staging object replaced since
+            // then is never copied to the key of the bytes that were checked.
+            try await store.objects.copy(from: staging, to: canonicalKey, condition: .createOnly, sourceETag: stagedETag)
+        } catch let error as StoreError where error.code == .storeSourceChanged {
+            throw HostError(
+                .stagingChanged, status: 409, "The staged bundle changed during finalize; upload it again",
+                details: ["key": staging], underlying: error.debugDescription)
         } catch let error as StoreError where error.code == .storeAlreadyExists {
             do {
                 try await store.verifyCanonical(key: canonicalKey, hash: verified.hash, size: verified.size)

@@ -106,6 +106,8 @@ extension ErrorCode {
     public static let objectNotFound: ErrorCode = "OBJECT_NOT_FOUND"
     /// 500: the bucket does not exist.
     public static let bucketNotFound: ErrorCode = "BUCKET_NOT_FOUND"
+    /// 409: the staging object was replaced between verification and the canonical copy.
+    public static let stagingChanged: ErrorCode = "STAGING_CHANGED"
     /// 500: the create-only copy to the canonical key failed.
     public static let canonicalCopyFailed: ErrorCode = "CANONICAL_COPY_FAILED"
     /// 500: the canonical object is missing, or is not the bytes its key names, after the copy.

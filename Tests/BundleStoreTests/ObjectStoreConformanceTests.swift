@@ -118,6 +118,38 @@ import TestSupport
     }
 
     @Test(arguments: Backend.available)
+    func aCopyPinnedToAnETagRefusesAReplacedSource(_ backend: Backend) async throws {
+        let fixture = try backend.make()
+        let store = fixture.store
+        try await store.put("pin/src", bytes: [1, 2, 3], condition: .unconditional)
+        let read = try await store.get("pin/src")
+        let etag = try #require(read.info.etag)
+        try await store.copy(from: "pin/src", to: "pin/first", condition: .createOnly, sourceETag: etag)
+        #expect(try await contents(store, "pin/first") == [1, 2, 3])
+        // Replaced after it was read: the pinned copy refuses and writes nothing.
+        try await store.put("pin/src", bytes: [9, 9, 9, 9], condition: .unconditional)
+        let changed = await #expect(throws: StoreError.self) {
+            try await store.copy(from: "pin/src", to: "pin/second", condition: .createOnly, sourceETag: etag)
+        }
+        #expect(changed?.code == .storeSourceChanged)
+        #expect(changed?.expected == etag)
+        #expect(try await store.head("pin/second") == nil)
+        // Gone: also a changed source.
+        try await store.delete("pin/src")
+        let gone = await #expect(throws: StoreError.self) {
+            try await store.copy(from: "pin/src", to: "pin/third", condition: .createOnly, sourceETag: etag)
+        }
+        #expect(gone?.code == .storeSourceChanged)
+        // The destination's condition still holds when the source matches.
+        try await store.put("pin/src", bytes: [4], condition: .unconditional)
+        let current = try #require(try await store.head("pin/src")?.etag)
+        let taken = await #expect(throws: StoreError.self) {
+            try await store.copy(from: "pin/src", to: "pin/first", condition: .createOnly, sourceETag: current)
+        }
+        #expect(taken?.code == .storeAlreadyExists)
+    }
+
+    @Test(arguments: Backend.available)
     func listingIsOrderedAndPaged(_ backend: Backend) async throws {
         let fixture = try backend.make()
         let store = fixture.store

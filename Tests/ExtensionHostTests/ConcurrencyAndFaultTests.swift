@@ -112,6 +112,18 @@ import TestSupport
         await expectHostError(.stagingNotFound, 400) { _ = try await fixture.host.finalize(FinalizeRequest(key: key)) }
     }
 
+    @Test(arguments: Backend.available)
+    func aStagingObjectReplacedAfterVerificationIsNeverCopied(store: Backend) async throws {
+        let replacement = try makeBundle(seed: 99)
+        let fixture = try HostFixture(store: store, wrapStore: { SwappingStore(base: $0, replacement: replacement) })
+        defer { fixture.cleanup() }
+        let bytes = try makeBundle()
+        let key = try await fixture.upload(bytes)
+        await expectHostError(.stagingChanged, 409) { _ = try await fixture.host.finalize(FinalizeRequest(key: key)) }
+        #expect(try await fixture.canonicalKeys().isEmpty)
+        for ext in try await fixture.registry.extensions() { #expect(try await fixture.registry.versions(extensionID: ext.id).isEmpty) }
+    }
+
     @Test func aCanonicalObjectWithOtherBytesIsNeverAccepted() async throws {
         let fixture = try HostFixture()
         defer { fixture.cleanup() }
@@ -121,5 +133,26 @@ import TestSupport
         let key = try await fixture.upload(bytes)
         await expectHostError(.canonicalMissing, 500) { _ = try await fixture.host.finalize(FinalizeRequest(key: key)) }
         for ext in try await fixture.registry.extensions() { #expect(try await fixture.registry.versions(extensionID: ext.id).isEmpty) }
+    }
+}
+
+/// A store that replaces a staging object with other bytes as soon as it has been read (while the
+/// reader still streams the original): what an attacker with bucket access could do.
+struct SwappingStore: ForwardingObjectStore {
+    let base: any ObjectStore
+    let replacement: [UInt8]
+
+    func get(_ key: String, range: ByteRange?) async throws -> ObjectBody {
+        let body = try await base.get(key, range: range)
+        guard key.contains("/_staging/") else { return body }
+        let original = try await collectAll(body.stream)
+        try await base.put(key, bytes: replacement, condition: .unconditional)
+        return ObjectBody(info: body.info, range: body.range, stream: .bytes(original))
+    }
+
+    private func collectAll(_ stream: ByteStream) async throws -> [UInt8] {
+        var out: [UInt8] = []
+        for try await chunk in stream { out += chunk }
+        return out
     }
 }

@@ -124,10 +124,10 @@ struct FaultyStore: ForwardingObjectStore {
         return try await base.put(key, body: body, length: length, condition: condition)
     }
 
-    func copy(from source: String, to destination: String, condition: WriteCondition) async throws -> ObjectInfo {
+    func copy(from source: String, to destination: String, condition: WriteCondition, sourceETag: String?) async throws -> ObjectInfo {
         if faults.contains(.copy) { throw Self.failure }
         if faults.contains(.copyDoesNothing) { return ObjectInfo(key: destination, size: 0) }
-        return try await base.copy(from: source, to: destination, condition: condition)
+        return try await base.copy(from: source, to: destination, condition: condition, sourceETag: sourceETag)
     }
 
     func delete(_ key: String) async throws {

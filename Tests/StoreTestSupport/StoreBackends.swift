@@ -99,8 +99,8 @@ extension ForwardingObjectStore {
         try await base.put(key, body: body, length: length, condition: condition)
     }
     /// Forwards.
-    public func copy(from source: String, to destination: String, condition: WriteCondition) async throws -> ObjectInfo {
-        try await base.copy(from: source, to: destination, condition: condition)
+    public func copy(from source: String, to destination: String, condition: WriteCondition, sourceETag: String?) async throws -> ObjectInfo {
+        try await base.copy(from: source, to: destination, condition: condition, sourceETag: sourceETag)
     }
     /// Forwards.
     public func delete(_ key: String) async throws { try await base.delete(key) }
