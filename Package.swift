@@ -94,7 +94,6 @@ let package = Package(
             name: "RunnerCache",
             dependencies: [
                 "BundleCore", "BundleArchive", "BundleStore", "BundleVerify",
-                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             swiftSettings: swiftSettings

@@ -430,9 +430,12 @@ public final class SQLiteRegistryBackend: RegistryBackend, Sendable {
         return value
     }
 
-    private static func hash(_ text: String) -> ContentHash {
-        // Written by this backend from a ContentHash, so it parses.
-        (try? ContentHash(parsing: text)) ?? ContentHash.of([])
+    private static func hash(_ text: String) throws -> ContentHash {
+        do {
+            return try ContentHash(parsing: text)
+        } catch {
+            throw RegistryError(code: .registryBackend, reason: "a stored content hash is not sha256:<hex>", key: text)
+        }
     }
 
     private static func extensionRecord(_ row: Row) -> ExtensionRecord {
@@ -441,16 +444,16 @@ public final class SQLiteRegistryBackend: RegistryBackend, Sendable {
             createdAt: Date(timeIntervalSince1970: row["created_at"]), updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
     }
 
-    private static func versionRecord(_ row: Row) -> VersionRecord {
-        VersionRecord(
+    private static func versionRecord(_ row: Row) throws -> VersionRecord {
+        try VersionRecord(
             id: row["id"], extensionID: row["registry_id"], version: row["version"], runtime: row["runtime"], mainEntry: row["main_entry"],
             ui: decode(row["ui"], default: nil as UIRecord?), endpoints: decode(row["api_endpoints"], default: []),
             capabilities: decode(row["capabilities"], default: []), contentHash: hash(row["content_hash"]), size: row["size_bytes"],
             signerKeyIDs: decode(row["signer_key_ids"], default: []), publishedAt: Date(timeIntervalSince1970: row["created_at"]))
     }
 
-    private static func bundleRecord(_ row: Row) -> BundleRecord {
-        BundleRecord(
+    private static func bundleRecord(_ row: Row) throws -> BundleRecord {
+        try BundleRecord(
             id: row["id"], versionID: row["version_id"], contentHash: hash(row["content_hash"]), size: row["size_bytes"] ?? 0,
             signature: row["signature"], storageKey: row["storage_key"], createdAt: Date(timeIntervalSince1970: row["created_at"]))
     }

@@ -2,7 +2,6 @@ import BundleArchive
 import BundleCore
 import BundleStore
 import BundleVerify
-import Crypto
 import Foundation
 import CoreFoundation
 
@@ -31,7 +30,7 @@ struct EntryMetadata: Sendable, Codable, Equatable {
 /// down) as it streams past, so ETags are computed once, when the entry is filled.
 final class UIFileHasher: ArchiveVisitor {
     private(set) var files: [String: UIFile] = [:]
-    private var current: (path: String, hasher: SHA256, size: Int64)?
+    private var current: (path: String, hasher: ContentHasher)?
 
     static func isUIPath(_ path: String) -> Bool {
         if path.hasPrefix("ui/") { return true }
@@ -40,19 +39,17 @@ final class UIFileHasher: ArchiveVisitor {
     }
 
     func visitEntry(_ entry: ArchiveEntry) throws(ArchiveError) {
-        current = entry.kind == .file && Self.isUIPath(entry.path) ? (entry.path, SHA256(), 0) : nil
+        current = entry.kind == .file && Self.isUIPath(entry.path) ? (entry.path, ContentHasher()) : nil
     }
 
     func visitData(_ chunk: UnsafeRawBufferPointer) throws(ArchiveError) {
         guard current != nil else { return }
-        current!.hasher.update(bufferPointer: chunk)
-        current!.size += Int64(chunk.count)
+        current!.hasher.update(chunk)
     }
 
     func visitEntryEnd() throws(ArchiveError) {
         guard let current else { return }
-        let hex = current.hasher.finalize().map { String(format: "%02x", $0) }.joined()
-        files[current.path] = UIFile(size: current.size, etag: "\"sha256-\(hex)\"")
+        files[current.path] = UIFile(size: current.hasher.byteCount, etag: "\"sha256-\(current.hasher.finalize().hex)\"")
         self.current = nil
     }
 }

@@ -1,5 +1,5 @@
 public import BundleCore
-public import Foundation
+import Foundation
 
 /// A runner's local cache of bundles, keyed by content hash.
 ///

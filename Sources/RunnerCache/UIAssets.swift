@@ -1,4 +1,4 @@
-public import BundleCore
+import BundleCore
 public import Foundation
 
 /// A request for a UI asset, as an HTTP layer received it:
