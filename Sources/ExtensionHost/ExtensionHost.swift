@@ -181,9 +181,8 @@ extension ExtensionHost {
 
     func validateDeclaredHash(_ text: String?, why: String? = nil) throws(HostError) -> ContentHash? {
         guard let text, !text.isEmpty else { return nil }
-        guard text.utf8.count == 64, text.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }),
-            let hash = try? ContentHash(parsing: text, allowUppercase: false)
-        else { throw .badRequest("declaredHash must be 64-char lowercase hex sha256", why: why) }
+        // 64 characters: bare hex only (the `sha256:` spelling is longer).
+        guard text.utf8.count == 64, let hash = try? ContentHash(parsing: text, allowUppercase: false) else { throw .badRequest("declaredHash must be 64-char lowercase hex sha256", why: why) }
         return hash
     }
 
