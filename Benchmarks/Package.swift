@@ -12,9 +12,15 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/package-benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
+        .target(
+            name: "BenchSupport",
+            dependencies: [.product(name: "BundleArchive", package: "ExtBundles")],
+            path: "Sources/BenchSupport"
+        ),
         .executableTarget(
             name: "ArchiveBenchmarks",
             dependencies: [
+                "BenchSupport",
                 .product(name: "Benchmark", package: "package-benchmark"),
                 .product(name: "BundleCore", package: "ExtBundles"),
                 .product(name: "BundleArchive", package: "ExtBundles"),
@@ -35,6 +41,7 @@ let package = Package(
         .executableTarget(
             name: "CacheBenchmarks",
             dependencies: [
+                "BenchSupport",
                 .product(name: "Benchmark", package: "package-benchmark"),
                 .product(name: "BundleCore", package: "ExtBundles"),
                 .product(name: "BundleArchive", package: "ExtBundles"),
@@ -47,6 +54,7 @@ let package = Package(
         .executableTarget(
             name: "archive-bench",
             dependencies: [
+                "BenchSupport",
                 .product(name: "BundleCore", package: "ExtBundles"),
                 .product(name: "BundleArchive", package: "ExtBundles"),
                 .product(name: "BundleStore", package: "ExtBundles"),

@@ -1,3 +1,4 @@
+import BenchSupport
 import Benchmark
 import BundleArchive
 import BundleCore
@@ -11,7 +12,7 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
         metrics: [.wallClock, .throughput, .peakMemoryResident], maxDuration: .seconds(5), maxIterations: 1_000)
 
-    let chunk = BenchData.random(1 << 20, seed: 1)
+    let chunk = benchRandomBytes(1 << 20, seed: 1)
     Benchmark("SHA-256, 1 MiB per iteration", configuration: .init(scalingFactor: .kilo)) { benchmark in
         for _ in benchmark.scaledIterations {
             var hasher = ContentHasher()
@@ -47,7 +48,7 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     let file = FileManager.default.temporaryDirectory.appendingPathComponent("extbundles-bench-verify.tar.zst").path
-    FileManager.default.createFile(atPath: file, contents: Data(bundle.bytes))
+    _ = FileManager.default.createFile(atPath: file, contents: Data(bundle.bytes))
     Benchmark("verify a file (read+hash thread, decode+walk thread), \(bundle.tarSize >> 20) MiB of tar per iteration") { benchmark in
         for _ in benchmark.scaledIterations {
             blackHole(try await StreamingBundleVerifier(trust: nil).verify(fileAt: file, request: request))
@@ -55,25 +56,7 @@ let benchmarks: @Sendable () -> Void = {
     }
 }
 
-final class NullVisitor: ArchiveVisitor {
-    func visitEntry(_ entry: ArchiveEntry) throws(ArchiveError) {}
-    func visitData(_ chunk: UnsafeRawBufferPointer) throws(ArchiveError) {}
-    func visitEntryEnd() throws(ArchiveError) {}
-}
-
 enum BenchData {
-    static func random(_ count: Int, seed: UInt64) -> [UInt8] {
-        var state = seed
-        var out = [UInt8](repeating: 0, count: count)
-        for index in stride(from: 0, to: count, by: 8) {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            withUnsafeBytes(of: state.bigEndian) { word in
-                for offset in 0..<min(8, count - index) { out[index + offset] = word[offset] }
-            }
-        }
-        return out
-    }
-
     /// A 32 MiB tar of mixed incompressible and text-like files, zstd level 3.
     static func bundle() -> (bytes: [UInt8], tarSize: Int64) {
         var tar: [UInt8] = []
@@ -81,7 +64,7 @@ enum BenchData {
         for index in 0..<32 {
             let data: [UInt8]
             if index % 2 == 0 {
-                data = random(1 << 20, seed: UInt64(index))
+                data = benchRandomBytes(1 << 20, seed: UInt64(index))
             } else {
                 var text = ""
                 var position = index

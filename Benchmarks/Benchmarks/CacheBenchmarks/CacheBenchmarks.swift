@@ -1,3 +1,4 @@
+import BenchSupport
 import Benchmark
 import BundleArchive
 import BundleCore
@@ -33,18 +34,6 @@ let benchmarks: @Sendable () -> Void = {
 }
 
 enum CacheBench {
-    static func random(_ count: Int, seed: UInt64) -> [UInt8] {
-        var state = seed
-        var out = [UInt8](repeating: 0, count: count)
-        for index in stride(from: 0, to: count, by: 8) {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            withUnsafeBytes(of: state.bigEndian) { word in
-                for offset in 0..<min(8, count - index) { out[index + offset] = word[offset] }
-            }
-        }
-        return out
-    }
-
     /// A small bundle in a memory store and a 20 MiB one (half incompressible) in a filesystem store.
     static func makeBundles(root: String) -> (memory: BundleStore, small: ContentHash, filesystem: BundleStore, large: ContentHash) {
         try? FileManager.default.removeItem(atPath: root)
@@ -55,7 +44,7 @@ enum CacheBench {
         try! Data("<html></html>".utf8).write(to: URL(fileURLWithPath: source + "/ui/index.html"))
         var small: [UInt8] = []
         _ = try! BundlePacker.pack(directory: source) { small.append(contentsOf: $0) }
-        try! Data(random(10 << 20, seed: 1)).write(to: URL(fileURLWithPath: source + "/dist/main.wasm"))
+        try! Data(benchRandomBytes(10 << 20, seed: 1)).write(to: URL(fileURLWithPath: source + "/dist/main.wasm"))
         let text = (0..<400_000).map { "line \($0 % 977) of the app;\n" }.joined()
         try! Data(text.utf8.prefix(10 << 20)).write(to: URL(fileURLWithPath: source + "/ui/assets/app.js"))
         var large: [UInt8] = []

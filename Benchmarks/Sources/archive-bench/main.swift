@@ -5,18 +5,13 @@
 //   archive-bench walk-hash FILE    the same, also hashing the compressed bytes on a third thread
 //   archive-bench manifest FILE [N] validate a manifest N times: manifests per second
 //   archive-bench cache-hit [N]     warm DiskModuleCache.ensureUiCached: median microseconds per call
+import BenchSupport
 import BundleArchive
 import BundleCore
 import BundleStore
 import Foundation
 import ManifestV2
 import RunnerCache
-
-final class NullVisitor: ArchiveVisitor {
-    func visitEntry(_ entry: ArchiveEntry) throws(ArchiveError) {}
-    func visitData(_ chunk: UnsafeRawBufferPointer) throws(ArchiveError) {}
-    func visitEntryEnd() throws(ArchiveError) {}
-}
 
 func now() -> Double {
     var spec = timespec()
