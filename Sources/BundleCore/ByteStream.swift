@@ -37,12 +37,14 @@ public struct ByteStream: AsyncSequence, Sendable {
     }
 
     /// A stream reading the file at `path` from `offset`, `length` bytes (to the end if nil), in
-    /// chunks of `chunkSize`. The file is opened on the first read; a missing file is an error then.
+    /// chunks of `chunkSize`. The file is opened on the first read; a missing file (or a folder)
+    /// is a ``FileError`` then. Reads run on ``BlockingIO/shared``, never on the calling task's
+    /// thread.
     public static func file(
         at path: String, offset: Int64 = 0, length: Int64? = nil, chunkSize: Int = 1 << 20
     ) -> ByteStream {
         let reader = FileChunkReader(path: path, offset: offset, length: length, chunkSize: chunkSize)
-        return ByteStream(unfolding: { try reader.next() })
+        return ByteStream(unfolding: { try await BlockingIO.shared.run { try reader.next() } })
     }
 
     /// The iterator.
@@ -106,6 +108,8 @@ public struct ByteStream: AsyncSequence, Sendable {
 public struct StreamLimitExceeded: ExtBundlesError {
     /// The limit in bytes.
     public var limit: Int
+    /// Creates the error.
+    public init(limit: Int) { self.limit = limit }
     /// Always `STREAM_LIMIT_EXCEEDED`.
     public var code: ErrorCode { "STREAM_LIMIT_EXCEEDED" }
     /// A short line.
@@ -189,10 +193,12 @@ final class FileChunkReader: @unchecked Sendable {
         defer { lock.unlock() }
         if fd < 0 {
             fd = open(path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+            guard fd >= 0 else { throw FileError("open", path: path, errno: errno) }
+            var info = stat()
+            if fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR { throw FileError("read", path: path, errno: EISDIR) }
             // Seek once, then read sequentially, so pipes and FIFOs work too (without an offset).
             if position > 0, lseek(fd, off_t(position), SEEK_SET) < 0 {
-                throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
+                throw FileError("seek", path: path, errno: errno)
             }
         }
         let want = Int(min(Int64(chunkSize), remaining ?? Int64(chunkSize)))
@@ -213,7 +219,7 @@ final class FileChunkReader: @unchecked Sendable {
             }
             count = filled
         }
-        if failure != 0 { throw POSIXError(POSIXErrorCode(rawValue: failure) ?? .EIO) }
+        if failure != 0 { throw FileError("read", path: path, errno: failure) }
         position += Int64(chunk.count)
         if let left = remaining { remaining = left - Int64(chunk.count) }
         return chunk.isEmpty ? nil : chunk

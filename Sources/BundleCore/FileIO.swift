@@ -17,3 +17,58 @@ public enum FileIO {
         return 0
     }
 }
+
+/// Reads small files (keys, signatures, trust bundles, manifests) whole, but never more than a
+/// limit: the size is checked before reading, and the read stops one byte past the limit, so a
+/// huge or endless file (a FIFO, `/dev/zero`) costs at most `limit + 1` bytes of memory.
+public enum BoundedFile {
+    /// The file is larger than the limit.
+    public struct TooLarge: ExtBundlesError, Equatable {
+        /// The path.
+        public var path: String
+        /// The limit in bytes.
+        public var limit: Int
+        /// The size found (at least `limit + 1`).
+        public var size: Int64
+
+        /// Always `FILE_TOO_LARGE`.
+        public var code: ErrorCode { .fileTooLarge }
+        /// A short line.
+        public var description: String { "the file is larger than \(limit) bytes (file '\(Printable.escape(path))')" }
+        /// Every field.
+        public var debugDescription: String { "BoundedFile.TooLarge(path: \"\(path)\", limit: \(limit), size: \(size))" }
+    }
+
+    /// The bytes of the file at `path`, at most `limit` of them.
+    /// - Throws: ``TooLarge`` past the limit, ``FileError`` when it cannot be read (a folder, a
+    ///   missing file).
+    public static func read(_ path: String, limit: Int) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw FileError("open", path: path, errno: errno) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw FileError("stat", path: path, errno: errno) }
+        if (info.st_mode & S_IFMT) == S_IFDIR { throw FileError("read", path: path, errno: EISDIR) }
+        if (info.st_mode & S_IFMT) == S_IFREG, Int64(info.st_size) > Int64(limit) {
+            throw TooLarge(path: path, limit: limit, size: Int64(info.st_size))
+        }
+        var bytes: [UInt8] = []
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
+        defer { buffer.deallocate() }
+        while true {
+            let n = Foundation.read(fd, buffer.baseAddress, buffer.count)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw FileError("read", path: path, errno: errno)
+            }
+            if n == 0 { return bytes }
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            if bytes.count > limit { throw TooLarge(path: path, limit: limit, size: Int64(bytes.count)) }
+        }
+    }
+}
+
+extension ErrorCode {
+    /// A file is larger than the limit for its kind.
+    public static let fileTooLarge: ErrorCode = "FILE_TOO_LARGE"
+}
