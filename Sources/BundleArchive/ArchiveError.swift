@@ -11,7 +11,9 @@ public struct ArchiveError: ExtBundlesError, Equatable {
     public var code: ErrorCode
     /// A short human explanation, without secrets.
     public var reason: String
-    /// The entry path involved (as normalised, or as raw text when the path itself is refused).
+    /// The entry path involved (as normalised, or as raw text when the path itself is refused),
+    /// printable: control characters, invisible format characters and invalid UTF-8 escaped
+    /// (``BundleCore/Printable``).
     public var path: String?
     /// The name of the limit that was exceeded (a ``ArchiveLimits`` property name).
     public var limit: String?
@@ -73,7 +75,7 @@ public struct ArchiveError: ExtBundlesError, Equatable {
 
     static func io(_ operation: String, path: String?, errno: Int32) -> ArchiveError {
         ArchiveError(
-            code: .archiveIO, reason: "\(operation) failed: \(String(cString: strerror(errno)))", path: path,
+            code: .archiveIO, reason: "\(operation) failed: \(String(cString: strerror(errno)))", path: path.map { Printable.escape($0) },
             errno: errno)
     }
 }
@@ -105,10 +107,14 @@ extension ErrorCode {
     public static let archiveLimitExceeded: ErrorCode = "ARCHIVE_LIMIT_EXCEEDED"
     /// A file-system operation failed.
     public static let archiveIO: ErrorCode = "ARCHIVE_IO"
+    /// A limit or setting given by the caller is out of its range (a zstd window log outside 10...31).
+    public static let archiveInvalidLimit: ErrorCode = "ARCHIVE_INVALID_LIMIT"
     /// The extraction target exists and is not an empty directory.
     public static let archiveTargetExists: ErrorCode = "ARCHIVE_TARGET_EXISTS"
     /// A file in the tree being packed is a symlink, device, fifo or socket.
     public static let packUnsupportedFile: ErrorCode = "PACK_UNSUPPORTED_FILE"
+    /// A packing setting is out of its range (an mtime tar cannot record portably).
+    public static let packInvalidOption: ErrorCode = "PACK_INVALID_OPTION"
     /// A file changed size while it was being packed.
     public static let packSourceChanged: ErrorCode = "PACK_SOURCE_CHANGED"
 }

@@ -72,7 +72,8 @@ public final class BundleReader {
 }
 
 extension BundleReader {
-    /// Reads a bundle file in three stages on three threads: one reads (and optionally hashes)
+    /// Reads a bundle file in three stages on three threads (the calling thread and two of
+    /// ``BundleCore/BlockingIO/shared``): one reads (and optionally hashes)
     /// the compressed bytes, one decodes zstd, and the calling thread parses the tar stream and
     /// runs `visitor`. Hashing, decompression and the visitor's work (writing files, for
     /// extraction) overlap. Memory: eight 1 MiB chunks plus the zstd window.
@@ -101,12 +102,11 @@ extension BundleReader {
         if !lightVisitor { work.append { stages.decodeStage(from: compressed, into: decoded) } }
         for stage in work {
             group.enter()
-            let thread = Thread {
+            // Pipeline stages this thread waits for: they always get a thread of their own.
+            BlockingIO.shared.spawn {
                 stage()
                 group.leave()
             }
-            thread.stackSize = 1 << 20
-            thread.start()
         }
         let walker = ArchiveWalker(visitor: visitor, limits: limits)
         let parser = TarParser(delegate: walker, metadataLimit: limits.metadataBytes)

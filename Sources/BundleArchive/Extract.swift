@@ -11,7 +11,7 @@ public final class DirectoryWriter: ArchiveVisitor {
     private let rootFD: Int32
     private let rootPath: String
     private let syncFiles: Bool
-    private var createdDirectories: Set<String> = [""]
+    private var createdDirectories: Set<[UInt8]> = [[]]
     private var fileFD: Int32 = -1
     private var currentPath = ""
     /// Bytes of file data written.
@@ -39,7 +39,7 @@ public final class DirectoryWriter: ArchiveVisitor {
         case .directory:
             try makeDirectory(entry.path)
         case .file:
-            if let slash = entry.path.lastIndex(of: "/") { try makeDirectory(String(entry.path[..<slash])) }
+            if let parent = BytePath.parent(entry.path) { try makeDirectory(parent) }
             let mode: mode_t = entry.isExecutable ? 0o755 : 0o644
             let fd = openat(rootFD, entry.path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
             guard fd >= 0 else { throw ArchiveError.io("create file", path: entry.path, errno: errno) }
@@ -69,21 +69,28 @@ public final class DirectoryWriter: ArchiveVisitor {
 
     /// `fsync`s every directory that was created, deepest first, then the root.
     public func syncDirectories() throws(ArchiveError) {
-        for directory in createdDirectories.sorted(by: { $0.count > $1.count }) {
-            let fd = directory.isEmpty ? dup(rootFD) : openat(rootFD, directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        for bytes in createdDirectories.sorted(by: { $0.count > $1.count }) {
+            let directory = String(decoding: bytes, as: UTF8.self)
+            let fd = directory.isEmpty ? dup(rootFD) : openat(rootFD, directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)
             guard fd >= 0 else { throw ArchiveError.io("open directory", path: directory, errno: errno) }
             defer { close(fd) }
             guard fsync(fd) == 0 else { throw ArchiveError.io("fsync", path: directory, errno: errno) }
         }
     }
 
+    /// Creates `path` and its missing parents, keyed by their exact bytes.
     private func makeDirectory(_ path: String) throws(ArchiveError) {
-        if createdDirectories.contains(path) { return }
-        if let slash = path.lastIndex(of: "/") { try makeDirectory(String(path[..<slash])) }
-        if mkdirat(rootFD, path, 0o755) != 0 && errno != EEXIST {
-            throw ArchiveError.io("create directory", path: path, errno: errno)
+        if createdDirectories.contains(BytePath.key(path)) { return }
+        if let parent = BytePath.parent(path) { try makeDirectory(parent) }
+        if mkdirat(rootFD, path, 0o755) != 0 {
+            let code = errno
+            // An existing name must be a real directory (never a symlink or a file).
+            var info = stat()
+            guard code == EEXIST, fstatat(rootFD, path, &info, AT_SYMLINK_NOFOLLOW) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
+                throw ArchiveError.io("create directory", path: path, errno: code)
+            }
         }
-        createdDirectories.insert(path)
+        createdDirectories.insert(BytePath.key(path))
     }
 }
 
@@ -124,9 +131,9 @@ public enum ArchiveExtractor {
     public static func extract(
         archive: String, to target: String, configuration: Configuration = .init()
     ) throws(ArchiveError) -> ExtractionSummary {
-        var targetPath = target
-        while targetPath.count > 1 && targetPath.hasSuffix("/") { targetPath.removeLast() }
+        let targetPath = BytePath.trimmingTrailingSlashes(target)
         try checkTarget(targetPath)
+        removeStaleStagingDirectories(besides: targetPath)
         let staging = try makeStagingDirectory(besides: targetPath)
         do throws(ArchiveError) {
             let writer = try DirectoryWriter(root: staging, syncFiles: configuration.durable)
@@ -161,16 +168,39 @@ public enum ArchiveExtractor {
         }
     }
 
+    /// The marker in the names of staging folders: `.<name>.extract-<pid>-XXXXXX`.
+    static let stagingMarker = ".extract-"
+
     static func makeStagingDirectory(besides target: String) throws(ArchiveError) -> String {
         let url = URL(fileURLWithPath: target)
         let parent = url.deletingLastPathComponent().path
         let name = url.lastPathComponent
-        var template = Array("\(parent)/.\(name).extract-XXXXXX".utf8CString)
+        var template = Array("\(parent)/.\(name)\(stagingMarker)\(getpid())-XXXXXX".utf8CString)
         let created = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
         guard created != nil else { throw ArchiveError.io("create staging directory", path: parent, errno: errno) }
         let path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         chmod(path, 0o755)
         return path
+    }
+
+    /// Removes the staging folders in the target's parent that a killed extraction left behind:
+    /// those whose process (the pid in the name) is gone.
+    static func removeStaleStagingDirectories(besides target: String) {
+        let url = URL(fileURLWithPath: target)
+        let parent = url.deletingLastPathComponent().path
+        let ours = Array(("." + url.lastPathComponent + stagingMarker).utf8)
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: parent) else { return }
+        for name in names where name.utf8.starts(with: ours) {
+            // `<pid>-XXXXXX` after the marker.
+            let parts = Array(name.utf8.dropFirst(ours.count)).split(separator: UInt8(ascii: "-"), omittingEmptySubsequences: false)
+            guard parts.count == 2, parts[1].count == 6, let pid = Int32(String(decoding: parts[0], as: UTF8.self)), pid > 0,
+                pid != getpid()
+            else { continue }
+            if kill(pid, 0) == 0 || errno == EPERM { continue }  // still running
+            var info = stat()
+            guard lstat(parent + "/" + name, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else { continue }
+            removeTree(parent + "/" + name)
+        }
     }
 
     /// Removes a folder tree, ignoring errors (used for cleanup only).

@@ -16,6 +16,9 @@ public struct BundleInspection: Sendable, Equatable {
     public var manifest: [UInt8]?
     /// The manifest's size, also when it was too large to capture.
     public var manifestSize: Int64?
+
+    /// Where the manifest, module and UI are.
+    public var layout: BundleLayout { BundleLayout(manifestPath: manifestPath) }
 }
 
 /// Reads a whole bundle once, collecting its entries and manifest.
@@ -29,6 +32,8 @@ public final class BundleInspector: ArchiveVisitor {
     public private(set) var manifestPath: String?
     /// The captured manifest bytes.
     public private(set) var manifest: [UInt8]?
+    /// Where the manifest, module and UI are (final once the whole archive was read).
+    public var layout: BundleLayout { BundleLayout(manifestPath: manifestPath) }
     /// The manifest's declared size.
     public private(set) var manifestSize: Int64?
     private var capturing = false
@@ -36,17 +41,10 @@ public final class BundleInspector: ArchiveVisitor {
     /// Creates a collector.
     public init() {}
 
-    /// Whether `path` is where Alga looks for a manifest: the root, or exactly one folder down.
-    public static func isManifestPath(_ path: String) -> Bool {
-        if path == "manifest.json" { return true }
-        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
-        return parts.count == 2 && parts[1] == "manifest.json"
-    }
-
     /// Records the entry; starts capturing the first manifest.
     public func visitEntry(_ entry: ArchiveEntry) throws(ArchiveError) {
         entries.append(entry)
-        if entry.kind == .file, manifestPath == nil, Self.isManifestPath(entry.path) {
+        if entry.kind == .file, manifestPath == nil, BundleLayout.isManifestPath(entry.path) {
             manifestPath = entry.path
             manifestSize = entry.size
             capturing = entry.size <= Self.maxManifestBytes

@@ -35,6 +35,8 @@ public enum BundlePacker {
         public var limits: ArchiveLimits
         /// Absolute paths to leave out (for example the output file when it lies inside the tree).
         public var excluding: Set<String>
+        /// Absolute path prefixes to leave out (the temporary files of an interrupted pack).
+        var excludingPrefixes: [[UInt8]] = []
 
         /// Creates a configuration.
         public init(
@@ -71,8 +73,13 @@ public enum BundlePacker {
             throw ArchiveError.io("create output folder", path: outputDirectory, errno: EACCES)
         }
         var configuration = configuration
-        let resolved = outputURL.resolvingSymlinksInPath().path
-        configuration.excluding.formUnion([resolved, resolved + ".sha256"])
+        // The output and every file pack or sign writes beside it (the `.sha256` and `.sig`
+        // sidecars, the temporary file of an interrupted pack) stay out of the bundle, so packing
+        // again after signing gives the same bytes.
+        let resolved = outputURL.resolvingSymlinksInPath()
+        configuration.excluding.formUnion([resolved.path] + sidecarSuffixes.map { resolved.path + $0 })
+        configuration.excludingPrefixes.append(
+            BytePath.key(resolved.deletingLastPathComponent().path + "/." + resolved.lastPathComponent + ".tmp-"))
         let entries = try scan(directory, configuration: configuration)
 
         var template = Array("\(outputDirectory)/.\(outputURL.lastPathComponent).tmp-XXXXXX".utf8CString)
@@ -110,10 +117,20 @@ public enum BundlePacker {
         return try write(entries: entries, root: directory, configuration: configuration, sink: sink)
     }
 
+    /// The files `pack` and `sign` write beside a bundle: `<bundle>.sha256` and `<bundle>.sig`.
+    public static let sidecarSuffixes = [".sha256", ".sig"]
+
     // MARK: - Scanning
 
     static func scan(_ root: String, configuration: Configuration) throws(ArchiveError) -> [SourceEntry] {
         try configuration.zstd.validate()
+        // Outside the ustar range the time needs a pax record, which not every tar reads alike.
+        guard (0...TarWriter.maxOctal11).contains(configuration.mtime) else {
+            throw ArchiveError(
+                code: .packInvalidOption,
+                reason: "the mtime \(configuration.mtime) (SOURCE_DATE_EPOCH) is outside 0...\(TarWriter.maxOctal11), what a tar header can hold",
+                actual: configuration.mtime)
+        }
         var info = stat()
         guard stat(root, &info) == 0 else { throw ArchiveError.io("stat", path: root, errno: errno) }
         guard (info.st_mode & S_IFMT) == S_IFDIR else {
@@ -126,6 +143,12 @@ public enum BundlePacker {
         let limits = configuration.limits
         if entries.count > limits.entryCount {
             throw ArchiveError.limitExceeded("entryCount", limitValue: Int64(limits.entryCount), actual: Int64(entries.count))
+        }
+        // The reader's name rules, in the reader's order: what pack writes, reading accepts.
+        var names = EntryPathRules.Names(limits: limits)
+        for entry in entries {
+            guard let normalized = try EntryPathRules.normalize(entry.tarPath) else { continue }
+            try names.record(normalized.path, isFile: !entry.isDirectory)
         }
         return entries
     }
@@ -141,14 +164,18 @@ public enum BundlePacker {
             if name == [UInt8(ascii: ".")] || name == [UInt8(ascii: "."), UInt8(ascii: ".")] { continue }
             names.append(name)
         }
+        let excluded = Set(configuration.excluding.map(BytePath.key))
         for name in names {
             let relativePath = relative.isEmpty ? name : relative + [UInt8(ascii: "/")] + name
-            let display = String(decoding: relativePath, as: UTF8.self)
-            let childAbsolute = absolute + "/" + String(decoding: name, as: UTF8.self)
+            let display = Printable.escape(bytes: relativePath)
+            let absoluteBytes = BytePath.key(absolute) + [BytePath.slash] + name
             guard String(validating: relativePath, as: UTF8.self) != nil else {
                 throw ArchiveError(code: .archiveInvalidPath, reason: "file name is not valid UTF-8", path: display)
             }
-            if configuration.excluding.contains(childAbsolute) { continue }
+            let childAbsolute = String(decoding: absoluteBytes, as: UTF8.self)
+            if excluded.contains(absoluteBytes) || configuration.excludingPrefixes.contains(where: { absoluteBytes.starts(with: $0) }) {
+                continue
+            }
             var info = stat()
             guard lstat(childAbsolute, &info) == 0 else { throw ArchiveError.io("stat", path: display, errno: errno) }
             let type = info.st_mode & S_IFMT
@@ -166,11 +193,15 @@ public enum BundlePacker {
                     code: .packUnsupportedFile, reason: "cannot pack a \(what): only regular files and folders",
                     path: display)
             }
+            if !isDirectory, Int64(info.st_size) > configuration.limits.decompressedBytes {
+                throw ArchiveError.limitExceeded(
+                    "decompressedBytes", limitValue: configuration.limits.decompressedBytes, actual: Int64(info.st_size), path: display)
+            }
             let tarPath = isDirectory ? relativePath + [UInt8(ascii: "/")] : relativePath
-            guard relativePath.count <= configuration.limits.pathLength else {
+            guard tarPath.count <= configuration.limits.pathLength else {
                 throw ArchiveError.limitExceeded(
                     "pathLength", limitValue: Int64(configuration.limits.pathLength),
-                    actual: Int64(relativePath.count), path: display)
+                    actual: Int64(tarPath.count), path: display)
             }
             entries.append(
                 SourceEntry(
@@ -239,7 +270,7 @@ public enum BundlePacker {
         for (entry, header) in zip(entries, headers) {
             try append(header)
             guard !entry.isDirectory else { continue }
-            let display = String(decoding: entry.tarPath, as: UTF8.self)
+            let display = Printable.escape(bytes: entry.tarPath)
             let fd = open(entry.relativePath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
             guard fd >= 0 else { throw ArchiveError.io("open", path: display, errno: errno) }
             defer { close(fd) }

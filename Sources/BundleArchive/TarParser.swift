@@ -1,3 +1,5 @@
+import BundleCore
+
 /// The type of a tar entry, as its header declares it.
 public enum TarEntryKind: Sendable, Equatable, CustomStringConvertible {
     /// A regular file (`0`, NUL, or `7` contiguous).
@@ -67,8 +69,8 @@ public struct TarHeader: Sendable, Equatable {
     /// Offset of the entry's (first) header in the tar stream.
     public var offset: Int64
 
-    /// The path as text for messages, with invalid UTF-8 repaired.
-    public var displayPath: String { String(decoding: rawPath, as: UTF8.self) }
+    /// The path as text for messages: control characters and invalid UTF-8 escaped.
+    public var displayPath: String { Printable.escape(bytes: rawPath) }
 }
 
 /// Receives the events of a ``TarParser``.
@@ -82,11 +84,18 @@ public protocol TarParserDelegate: AnyObject {
 }
 
 /// A push parser for tar streams: ustar, GNU (`L`/`K` long names, base-256 numbers) and pax
-/// (`x`/`g` records: path, linkpath, size, mtime). Header checksums are checked; a missing
-/// end-of-archive marker is tolerated when the stream ends on an entry boundary.
+/// (`x` records: path, linkpath, size, mtime). Header checksums are checked; a missing
+/// end-of-archive marker is tolerated when the stream ends on an entry boundary, but not a stream
+/// that ends inside a header, a record, an entry's data or its padding.
+///
+/// Where tar tools could read the same bytes differently, the stream is refused rather than
+/// guessed at: a pax global (`g`) record that sets `path`, `linkpath` or `size` (GNU tar and
+/// bsdtar disagree on whether it applies), and an entry named both by a GNU long name and a pax
+/// `path` (or `linkpath`). Other global records are ignored.
 ///
 /// Feed it the decompressed stream in chunks of any size with ``consume(_:)``, then call
-/// ``finish()``. It holds at most one header block and one metadata record in memory.
+/// ``finish()``. It holds at most one header block and ``ArchiveLimits/metadataBytes`` of
+/// metadata records (all the records before one entry together) in memory.
 public final class TarParser {
     private enum State {
         case header
@@ -103,7 +112,7 @@ public final class TarParser {
     private var blockFill = 0
     private var meta: [UInt8] = []
     private var pendingPax: [String: [UInt8]] = [:]
-    private var globalPax: [String: [UInt8]] = [:]
+    private var pendingMetadataBytes: Int64 = 0
     private var pendingLongName: [UInt8]?
     private var pendingLongLink: [UInt8]?
     private var entryStart: Int64?
@@ -178,8 +187,12 @@ public final class TarParser {
         switch state {
         case .header where blockFill == 0 && pendingLongName == nil && pendingLongLink == nil && pendingPax.isEmpty:
             return
-        case .end, .padding:
+        case .end, .padding(remaining: 0):
             return
+        case .padding(let remaining):
+            throw ArchiveError(
+                code: .tarTruncated, reason: "tar stream ends inside an entry's padding: \(remaining) bytes missing",
+                offset: offset)
         case .data(let remaining):
             let header = current
             throw ArchiveError(
@@ -214,9 +227,13 @@ public final class TarParser {
         }
         switch typeflag {
         case UInt8(ascii: "x"), UInt8(ascii: "g"), UInt8(ascii: "L"), UInt8(ascii: "K"):
-            guard size <= Int64(metadataLimit) else {
-                throw ArchiveError.limitExceeded("metadataBytes", limitValue: Int64(metadataLimit), actual: size)
+            // Every record before one entry counts, so a run of records cannot pile up memory.
+            guard size <= Int64(metadataLimit) - pendingMetadataBytes else {
+                throw ArchiveError.limitExceeded(
+                    "metadataBytes", limitValue: Int64(metadataLimit),
+                    actual: pendingMetadataBytes.addingReportingOverflow(size).overflow ? .max : pendingMetadataBytes + size)
             }
+            pendingMetadataBytes += size
             meta.removeAll(keepingCapacity: true)
             state = size == 0 ? .header : .meta(kind: typeflag, remaining: size)
             if size == 0 { try processMeta(kind: typeflag) }
@@ -224,7 +241,12 @@ public final class TarParser {
         default:
             break
         }
-        var path = pendingPax["path"] ?? globalPax["path"] ?? pendingLongName
+        if pendingPax["path"] != nil && pendingLongName != nil || pendingPax["linkpath"] != nil && pendingLongLink != nil {
+            throw ArchiveError(
+                code: .tarMalformed, reason: "an entry is named by both a GNU long-name record and a pax record",
+                offset: entryStart ?? headerOffset)
+        }
+        var path = pendingPax["path"] ?? pendingLongName
         if path == nil {
             let name = field(0, 100)
             if isUstar, block[345] != 0 {
@@ -236,14 +258,14 @@ public final class TarParser {
         var kind = TarEntryKind(typeflag: typeflag)
         if pendingPax.keys.contains(where: { $0.hasPrefix("GNU.sparse.") }) { kind = .sparse }
         var entrySize = size
-        if let paxSize = pendingPax["size"] ?? globalPax["size"] {
+        if let paxSize = pendingPax["size"] {
             guard let value = Self.decimal(paxSize), value >= 0 else {
                 throw ArchiveError(code: .tarMalformed, reason: "pax size record is not a number", offset: headerOffset)
             }
             entrySize = value
         }
         var mtime = try number(136, 12, field: "mtime", at: headerOffset)
-        if let paxTime = pendingPax["mtime"] ?? globalPax["mtime"] {
+        if let paxTime = pendingPax["mtime"] {
             let whole = paxTime.split(separator: UInt8(ascii: "."), maxSplits: 1, omittingEmptySubsequences: false).first ?? []
             guard let value = Self.decimal(Array(whole)) else {
                 throw ArchiveError(code: .tarMalformed, reason: "pax mtime record is not a number", offset: headerOffset)
@@ -256,6 +278,7 @@ public final class TarParser {
             mtime: mtime, linkName: pendingPax["linkpath"] ?? pendingLongLink ?? field(157, 100),
             offset: entryStart ?? headerOffset)
         pendingPax.removeAll(keepingCapacity: true)
+        pendingMetadataBytes = 0
         pendingLongName = nil
         pendingLongLink = nil
         entryStart = nil
@@ -281,7 +304,17 @@ public final class TarParser {
     private func processMeta(kind: UInt8) throws(ArchiveError) {
         switch kind {
         case UInt8(ascii: "x"): try parsePax(into: &pendingPax)
-        case UInt8(ascii: "g"): try parsePax(into: &globalPax)
+        case UInt8(ascii: "g"):
+            // Tar tools disagree on whether a global path, linkpath or size applies to the entries
+            // that follow, so such a record is refused; other global records change nothing here.
+            var global: [String: [UInt8]] = [:]
+            try parsePax(into: &global)
+            pendingMetadataBytes -= Int64(meta.count)  // nothing of it is kept
+            if let key = ["path", "linkpath", "size"].first(where: { global[$0] != nil }) {
+                throw ArchiveError(
+                    code: .tarMalformed, reason: "a pax global header sets '\(key)', which tar tools apply differently",
+                    offset: offset - Int64(meta.count))
+            }
         case UInt8(ascii: "L"): pendingLongName = Array(meta.prefix { $0 != 0 })
         default: pendingLongLink = Array(meta.prefix { $0 != 0 })
         }
@@ -295,7 +328,7 @@ public final class TarParser {
             if meta[index] == 0 { break }  // NUL padding after the last record
             guard let space = meta[index...].firstIndex(of: UInt8(ascii: " ")),
                 let length = Self.decimal(Array(meta[index..<space])), length > 0,
-                index + Int(length) <= meta.count, meta[index + Int(length) - 1] == UInt8(ascii: "\n"),
+                length <= Int64(meta.count - index), meta[index + Int(length) - 1] == UInt8(ascii: "\n"),
                 let equals = meta[(space + 1)..<(index + Int(length))].firstIndex(of: UInt8(ascii: "="))
             else {
                 throw ArchiveError(code: .tarMalformed, reason: "malformed pax record", offset: at)
@@ -319,7 +352,7 @@ public final class TarParser {
             throw ArchiveError(
                 code: .tarChecksum,
                 reason: "tar header checksum mismatch: expected \(stored), computed \(unsigned)",
-                path: String(decoding: field(0, 100), as: UTF8.self), offset: headerOffset)
+                path: Printable.escape(bytes: field(0, 100)), offset: headerOffset)
         }
     }
 
@@ -368,7 +401,7 @@ public final class TarParser {
         return value
     }
 
-    /// A plain decimal number, optionally negative.
+    /// A plain decimal number, optionally negative; nil when it is not one or does not fit an `Int64`.
     static func decimal(_ bytes: [UInt8]) -> Int64? {
         var digits = bytes[...]
         var negative = false
@@ -376,11 +409,14 @@ public final class TarParser {
             negative = true
             digits = digits.dropFirst()
         }
-        guard !digits.isEmpty, digits.count <= 18 else { return nil }
+        guard !digits.isEmpty, digits.count <= 19 else { return nil }
         var value: Int64 = 0
         for byte in digits {
             guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) else { return nil }
-            value = value * 10 + Int64(byte - UInt8(ascii: "0"))
+            let (times, overflow1) = value.multipliedReportingOverflow(by: 10)
+            let (sum, overflow2) = times.addingReportingOverflow(Int64(byte - UInt8(ascii: "0")))
+            guard !overflow1, !overflow2 else { return nil }
+            value = sum
         }
         return negative ? -value : value
     }

@@ -25,19 +25,31 @@ public final class ZstdDecoder {
     ///   - windowLogMax: the largest window accepted, as a power of two (27 = 128 MiB).
     ///   - outputCapacity: the chunk size for decoded output.
     public init(windowLogMax: Int = ArchiveLimits.default.windowLogMax, outputCapacity: Int = 1 << 20) throws(ArchiveError) {
+        // Checked before anything is allocated: a refused value must not reach Int32(...) or leave
+        // a half-built decoder whose deinit would free what an error path already freed.
+        let bounds = ZSTD_dParam_getBounds(ZSTD_d_windowLogMax)
+        guard windowLogMax >= Int(bounds.lowerBound), windowLogMax <= Int(bounds.upperBound) else {
+            throw ArchiveError(
+                code: .archiveInvalidLimit,
+                reason: "windowLogMax \(windowLogMax) is outside \(bounds.lowerBound)...\(bounds.upperBound)",
+                limit: "windowLogMax", actual: Int64(clamping: windowLogMax))
+        }
+        guard outputCapacity > 0 else {
+            throw ArchiveError(code: .archiveInvalidLimit, reason: "the output capacity must be positive")
+        }
         guard let context = ZSTD_createDCtx() else {
             throw ArchiveError(code: .zstdCorrupt, reason: "could not allocate a zstd decoder")
+        }
+        let result = ZSTD_DCtx_setParameter(context, ZSTD_d_windowLogMax, Int32(windowLogMax))
+        if ZSTD_isError(result) != 0 {
+            ZSTD_freeDCtx(context)
+            throw ArchiveError(
+                code: .archiveInvalidLimit, reason: "invalid windowLogMax \(windowLogMax): \(Self.errorName(result))",
+                limit: "windowLogMax")
         }
         self.context = context
         self.windowLogMax = windowLogMax
         self.output = .allocate(byteCount: outputCapacity, alignment: 64)
-        let result = ZSTD_DCtx_setParameter(context, ZSTD_d_windowLogMax, Int32(windowLogMax))
-        if ZSTD_isError(result) != 0 {
-            ZSTD_freeDCtx(context)
-            output.deallocate()
-            throw ArchiveError(
-                code: .zstdCorrupt, reason: "invalid windowLogMax \(windowLogMax): \(Self.errorName(result))")
-        }
     }
 
     deinit {
@@ -143,15 +155,17 @@ public final class ZstdEncoder {
             self.checksum = checksum
         }
 
-        /// Checks the level against libzstd's bounds and that `workers` is not negative.
+        /// Checks the level and the worker count against libzstd's bounds.
         public func validate() throws(ArchiveError) {
             let bounds = ZSTD_cParam_getBounds(ZSTD_c_compressionLevel)
             guard level >= Int(bounds.lowerBound), level <= Int(bounds.upperBound) else {
                 throw ArchiveError(
                     code: .zstdEncoder, reason: "compression level \(level) is outside \(bounds.lowerBound)...\(bounds.upperBound)")
             }
-            guard workers >= 0 else {
-                throw ArchiveError(code: .zstdEncoder, reason: "worker count \(workers) is negative")
+            let workerBounds = ZSTD_cParam_getBounds(ZSTD_c_nbWorkers)
+            guard workers >= 0, workers <= Int(workerBounds.upperBound) else {
+                throw ArchiveError(
+                    code: .zstdEncoder, reason: "worker count \(workers) is outside 0...\(workerBounds.upperBound)")
             }
         }
     }
@@ -163,29 +177,22 @@ public final class ZstdEncoder {
     /// - Parameter pledgedSize: the exact number of input bytes, when known; it is written into
     ///   the frame header and lets libzstd size its tables.
     public init(configuration: Configuration = .init(), pledgedSize: UInt64? = nil) throws(ArchiveError) {
+        // Everything is checked and set before the stored properties are, so an error path frees
+        // the context once and deinit (which runs only for a fully built encoder) never again.
+        try configuration.validate()
         guard let context = ZSTD_createCCtx() else {
             throw ArchiveError(code: .zstdEncoder, reason: "could not allocate a zstd encoder")
-        }
-        self.context = context
-        self.output = .allocate(byteCount: ZSTD_CStreamOutSize() * 8, alignment: 64)
-        do throws(ArchiveError) {
-            try configuration.validate()
-        } catch {
-            ZSTD_freeCCtx(context)
-            output.deallocate()
-            throw error
         }
         let workers = configuration.workers > 0 ? configuration.workers : Self.coreCount
         let settings: [(ZSTD_cParameter, Int32)] = [
             (ZSTD_c_compressionLevel, Int32(configuration.level)),
             (ZSTD_c_checksumFlag, configuration.checksum ? 1 : 0),
-            (ZSTD_c_nbWorkers, Int32(workers)),
+            (ZSTD_c_nbWorkers, Int32(clamping: workers)),
         ]
         for (parameter, value) in settings {
             let result = ZSTD_CCtx_setParameter(context, parameter, value)
             if ZSTD_isError(result) != 0 {
                 ZSTD_freeCCtx(context)
-                output.deallocate()
                 throw ArchiveError(
                     code: .zstdEncoder, reason: "zstd parameter refused: \(ZstdDecoder.errorName(result))")
             }
@@ -193,6 +200,8 @@ public final class ZstdEncoder {
         if let pledgedSize {
             ZSTD_CCtx_setPledgedSrcSize(context, pledgedSize)
         }
+        self.context = context
+        self.output = .allocate(byteCount: ZSTD_CStreamOutSize() * 8, alignment: 64)
     }
 
     deinit {
