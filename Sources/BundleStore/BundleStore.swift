@@ -16,8 +16,11 @@ public enum BundleKeyLayout: Sendable, Equatable {
 
 /// An object that may sit beside a bundle.
 public enum BundleSideObject: Sendable, Equatable {
-    /// `manifest.json`.
+    /// `manifest.json`: the manifest finalize validated.
     case manifest
+    /// `bundle.sig`: the detached signatures finalize accepted (a signature file), which a
+    /// runner checks again against its own trust bundle.
+    case signatures
     /// `entry.wasm`.
     case entryWasm
     /// `precompiled/<name>.cwasm`; `name` may not contain `/`.
@@ -26,6 +29,7 @@ public enum BundleSideObject: Sendable, Equatable {
     var fileName: String {
         switch self {
         case .manifest: "manifest.json"
+        case .signatures: "bundle.sig"
         case .entryWasm: "entry.wasm"
         case .precompiled(let name): "precompiled/\(name).cwasm"
         }
@@ -70,6 +74,17 @@ public struct StagedBundle: Sendable, Equatable {
     public var hash: ContentHash
     /// The size in bytes.
     public var size: Int64
+    /// The ETag the store gave the staged object (pins ``BundleStore/publish(_:)``'s copy).
+    public var etag: String?
+
+    /// Creates a record.
+    public init(uploadID: String, key: String, hash: ContentHash, size: Int64, etag: String? = nil) {
+        self.uploadID = uploadID
+        self.key = key
+        self.hash = hash
+        self.size = size
+        self.etag = etag
+    }
 }
 
 /// What ``BundleStore/abort(key:)`` did.
@@ -80,14 +95,19 @@ public enum AbortOutcome: Sendable, Equatable {
     case noop(key: String)
 }
 
-/// The content-addressed bundle layer over any ``ObjectStore``.
+/// The content-addressed bundle layer over any ``ObjectStore``, and the owner of every key rule
+/// and storage step of the publish path: where staging and canonical keys are, which keys are
+/// staging keys, reading a staged upload, publishing it to its canonical key pinned to the ETag
+/// it was verified under, and the side objects beside a bundle. Services above it (a host's
+/// finalize, a runner's cache) never touch the ``ObjectStore`` directly.
 ///
 /// Bundles are written once and never overwritten: ``putBundle(_:length:expected:maxBytes:)``
 /// streams the bytes to a staging key while hashing them, then copies create-only to
 /// `<base><hex>/bundle.tar.zst`. Identical bytes already there are an idempotent success
 /// (checked by re-hashing them, not trusted); different bytes there are a `STORE_CORRUPT_OBJECT`
 /// error and are left alone; a stream that does not hash to the expected hash never reaches the
-/// canonical key. Resumable uploads are staging sessions with explicit offsets.
+/// canonical key. Resumable uploads are staging sessions with explicit offsets, capped at
+/// ``Configuration/maxBundleBytes`` like every other way in.
 public struct BundleStore: Sendable {
     /// Settings.
     public struct Configuration: Sendable, Equatable {
@@ -96,11 +116,15 @@ public struct BundleStore: Sendable {
         /// Staging sessions older than this are removed by ``BundleStore/sweepStaging(olderThan:now:)``
         /// callers that use the default. Default 24 hours.
         public var stagingTTL: TimeInterval
+        /// The largest bundle any upload may bring (`STORE_TOO_LARGE` past it, with nothing left
+        /// behind); nil for no cap. Default 209,715,200 bytes (200 MiB), Alga's cap.
+        public var maxBundleBytes: Int64?
 
         /// Creates a configuration.
-        public init(layout: BundleKeyLayout = .default, stagingTTL: TimeInterval = 86_400) {
+        public init(layout: BundleKeyLayout = .default, stagingTTL: TimeInterval = 86_400, maxBundleBytes: Int64? = 209_715_200) {
             self.layout = layout
             self.stagingTTL = stagingTTL
+            self.maxBundleBytes = maxBundleBytes
         }
     }
 
@@ -114,7 +138,9 @@ public struct BundleStore: Sendable {
     public let stagingPrefix: String
 
     /// Creates the layer over `objects`.
-    /// - Throws: `STORE_CONFIGURATION` for a tenant or registry id that is empty or contains `/`.
+    /// - Throws: `STORE_CONFIGURATION` for a base prefix that breaks the key rules (`..` or `.`
+    ///   segments, control characters) or a tenant or registry id that is empty, `.`, `..`, or
+    ///   contains `/` or a control character.
     public init(objects: any ObjectStore, configuration: Configuration = .init()) throws(StoreError) {
         self.objects = objects
         self.configuration = configuration
@@ -124,28 +150,51 @@ public struct BundleStore: Sendable {
             stagingPrefix = bundlePrefix + "_staging/"
         case .tenant(let tenant, let registry):
             for (name, value) in [("tenant id", tenant), ("registry id", registry)]
-            where value.isEmpty || value.contains("/") || value == "." || value == ".." {
-                throw StoreError(code: .storeConfiguration, reason: "invalid \(name) '\(value)'")
+            where value.isEmpty || value.utf8.contains(BytePath.slash) || BytePath.isDotSegment(value.utf8)
+                || BytePath.containsControl(value.utf8)
+            {
+                throw StoreError(code: .storeConfiguration, reason: "invalid \(name) '\(Printable.escape(value))'")
             }
             bundlePrefix = "tenants/\(tenant)/extensions/\(registry)/sha256/"
             stagingPrefix = "tenants/\(tenant)/_staging/"
         }
+        do {
+            try ObjectKey.validatePrefix(bundlePrefix)
+            try ObjectKey.validatePrefix(stagingPrefix)
+        } catch {
+            throw StoreError(
+                code: .storeConfiguration, reason: "invalid bundle key prefix: \(error.reason)", key: error.key)
+        }
     }
 
     /// Alga's `normalizeBasePrefix`: no leading `/`, exactly one trailing `/`, empty → `sha256/`.
+    /// Works on bytes: a `/` followed by a combining mark is still a `/`.
     public static func normalizeBasePrefix(_ base: String) -> String {
-        var value = Substring(base)
-        while value.hasPrefix("/") { value = value.dropFirst() }
-        while value.hasSuffix("/") { value = value.dropLast() }
-        return value.isEmpty ? "sha256/" : value + "/"
+        var value = Array(base.utf8)[...]
+        while value.first == BytePath.slash { value = value.dropFirst() }
+        while value.last == BytePath.slash { value = value.dropLast() }
+        return value.isEmpty ? "sha256/" : String(decoding: value, as: UTF8.self) + "/"
     }
+
+    // MARK: - Key rules
+
+    /// Whether `key` is a staging key of this store: `<staging prefix><id>/bundle.tar.zst` with
+    /// one non-empty `<id>` segment (Alga's `/_staging/<id>/bundle.tar.zst`), compared as bytes.
+    public func isStagingKey(_ key: String) -> Bool {
+        guard (try? ObjectKey.validate(key)) != nil, BytePath.hasPrefix(key, stagingPrefix) else { return false }
+        let rest = BytePath.segments(key.utf8.dropFirst(stagingPrefix.utf8.count))
+        return rest.count == 2 && !rest[0].isEmpty && rest[1].elementsEqual("bundle.tar.zst".utf8)
+    }
+
+    /// Whether `key` lies under this store's bundle prefix (`sha256/` by default), as bytes.
+    public func isUnderBundlePrefix(_ key: String) -> Bool { BytePath.hasPrefix(key, bundlePrefix) }
 
     /// `<prefix><hex>/bundle.tar.zst`.
     public func bundleKey(for hash: ContentHash) -> String { bundlePrefix + hash.hex + "/bundle.tar.zst" }
 
     /// The key of an object beside the bundle.
     public func sideObjectKey(for hash: ContentHash, _ object: BundleSideObject) throws(StoreError) -> String {
-        if case .precompiled(let name) = object, name.isEmpty || name.contains("/") || name.hasPrefix(".") {
+        if case .precompiled(let name) = object, name.isEmpty || name.utf8.contains(BytePath.slash) || name.utf8.first == BytePath.dot {
             throw .invalidKey(name, "a precompiled target name may not be empty, start with '.' or contain '/'")
         }
         let key = bundlePrefix + hash.hex + "/" + object.fileName
@@ -176,15 +225,16 @@ public struct BundleStore: Sendable {
     ///   - expected: the hash the bytes must have; a mismatch is `STORE_HASH_MISMATCH` and leaves
     ///     no canonical object.
     ///   - maxBytes: refuse bodies longer than this (`STORE_TOO_LARGE`), as soon as it is exceeded.
+    ///   (Default: ``Configuration/maxBundleBytes``.)
     public func putBundle(
         _ body: ByteStream, length: Int64? = nil, expected: ContentHash? = nil, maxBytes: Int64? = nil
     ) async throws -> StoredBundle {
+        let maxBytes = maxBytes ?? configuration.maxBundleBytes
+        if let length, let maxBytes, length > maxBytes { throw Self.tooLarge(key: bundlePrefix, limit: maxBytes, actual: length) }
         if let expected { return try await putBundle(body, length: length, directlyAs: expected, maxBytes: maxBytes) }
-        let staged = try await stage(body, length: length, key: stagingPrefix + Self.newUploadID() + "/bundle.tar.zst", maxBytes: maxBytes)
+        let staged = try await stage(body, length: length, key: newStagingKey(), maxBytes: maxBytes)
         do {
-            if let expected { try Self.check(staged.hash, expected: expected, key: staged.key) }
-            let stored = try await publish(staged)
-            return stored
+            return try await publish(staged)
         } catch {
             try? await objects.delete(staged.key)
             throw error
@@ -216,16 +266,91 @@ public struct BundleStore: Sendable {
     /// Copies a staged bundle create-only to its canonical key, then deletes the staging object.
     /// Identical bytes already at the canonical key are an idempotent success.
     public func publish(_ staged: StagedBundle) async throws -> StoredBundle {
-        let key = bundleKey(for: staged.hash)
+        let stored = try await publishStaged(key: staged.key, hash: staged.hash, size: staged.size, etag: staged.etag)
+        try? await objects.delete(staged.key)
+        return stored
+    }
+
+    /// Publishes a verified staging object to the canonical key of `hash`: a create-only copy
+    /// pinned to `etag`, the ETag the bytes were read (and verified) under, so a staging object
+    /// replaced since then is never copied (`STORE_SOURCE_CHANGED`, nothing written). An object
+    /// already at the canonical key is accepted only after it re-hashes to `hash`
+    /// (`STORE_CORRUPT_OBJECT` otherwise, and it is left in place). The copy is then checked:
+    /// a canonical object that is missing or not `size` bytes is `STORE_CANONICAL_MISSING`. The
+    /// staging object is kept (delete it with ``deleteStaged(_:)`` once the bundle is registered).
+    public func publishStaged(key staging: String, hash: ContentHash, size: Int64, etag: String?) async throws -> StoredBundle {
+        guard isStagingKey(staging) else { throw StoreError.invalidKey(staging, "not a staging key of this store") }
+        let key = bundleKey(for: hash)
         var outcome = StoredBundle.Outcome.stored
         do {
-            try await objects.copy(from: staged.key, to: key, condition: .createOnly)
+            try await objects.copy(from: staging, to: key, condition: .createOnly, sourceETag: etag)
         } catch let error as StoreError where error.code == .storeAlreadyExists {
-            try await verifyCanonical(key: key, hash: staged.hash, size: staged.size)
+            try await verifyCanonical(key: key, hash: hash, size: size)
             outcome = .alreadyPresent
         }
-        try? await objects.delete(staged.key)
-        return StoredBundle(hash: staged.hash, size: staged.size, key: key, outcome: outcome)
+        let info = try await objects.head(key)
+        guard let info, info.size == size else {
+            throw StoreError(
+                code: .storeCanonicalMissing, reason: "the canonical object is missing or has another size after the copy", key: key,
+                expected: "\(size) bytes", actual: info.map { "\($0.size) bytes" } ?? "none")
+        }
+        return StoredBundle(hash: hash, size: size, key: key, outcome: outcome)
+    }
+
+    // MARK: - Side objects
+
+    /// Writes a side object beside the bundle `hash`, create-only: side objects are write-once
+    /// like the bundle. Returns ``StoredBundle/Outcome/alreadyPresent`` when one is there already
+    /// (its bytes are left as they are, as Alga does for `manifest.json`).
+    @discardableResult
+    public func putSideObject(_ object: BundleSideObject, of hash: ContentHash, bytes: [UInt8]) async throws -> StoredBundle.Outcome {
+        do {
+            try await objects.put(try sideObjectKey(for: hash, object), bytes: bytes, condition: .createOnly)
+            return .stored
+        } catch let error as StoreError where error.code == .storeAlreadyExists {
+            return .alreadyPresent
+        }
+    }
+
+    /// The bytes of a side object of the bundle `hash`, or nil when there is none.
+    /// - Parameter limit: refuse objects larger than this (`STREAM_LIMIT_EXCEEDED`).
+    public func sideObject(_ object: BundleSideObject, of hash: ContentHash, limit: Int) async throws -> [UInt8]? {
+        let key = try sideObjectKey(for: hash, object)
+        do {
+            let body = try await objects.get(key)
+            guard body.info.size <= Int64(limit) else { throw StreamLimitExceeded(limit: limit) }
+            return try await body.stream.collect(upTo: limit)
+        } catch let error as StoreError where error.code == .storeNotFound {
+            return nil
+        }
+    }
+
+    // MARK: - Staged objects
+
+    /// The info (size, ETag) of a staging object, or nil when there is none.
+    /// - Throws: `STORE_INVALID_KEY` for a key that is not a staging key of this store, or the
+    ///   backend's error.
+    public func stagedInfo(_ key: String) async throws -> ObjectInfo? {
+        guard isStagingKey(key) else { throw StoreError.invalidKey(key, "not a staging key of this store") }
+        return try await objects.head(key)
+    }
+
+    /// Opens a staging object for reading, once ``stagedInfo(_:)`` found it.
+    /// - Throws: `STORE_TOO_LARGE` when it is larger than `maxBytes` (default
+    ///   ``Configuration/maxBundleBytes``; checked before any byte is read), `STORE_NOT_FOUND`
+    ///   when it vanished, or the backend's error.
+    public func openStaged(_ info: ObjectInfo, maxBytes: Int64? = nil) async throws -> ObjectBody {
+        guard isStagingKey(info.key) else { throw StoreError.invalidKey(info.key, "not a staging key of this store") }
+        if let limit = maxBytes ?? configuration.maxBundleBytes, info.size > limit {
+            throw Self.tooLarge(key: info.key, limit: limit, actual: info.size)
+        }
+        return try await objects.get(info.key)
+    }
+
+    /// Deletes a staging object (a missing one is fine). Only staging keys are ever deleted.
+    public func deleteStaged(_ key: String) async throws {
+        guard isStagingKey(key) else { throw StoreError.invalidKey(key, "not a staging key of this store") }
+        try await objects.delete(key)
     }
 
     /// Re-hashes the object at a canonical key and fails unless it is the bundle the key names.
@@ -253,8 +378,9 @@ public struct BundleStore: Sendable {
     public func stageBundle(
         _ body: ByteStream, length: Int64? = nil, maxBytes: Int64? = nil, expectedSize: Int64? = nil, expectedHash: ContentHash? = nil
     ) async throws -> StagedBundle {
-        let key = stagingPrefix + Self.newUploadID() + "/bundle.tar.zst"
-        return try await stage(body, length: length, key: key, maxBytes: maxBytes ?? expectedSize) { hasher in
+        let key = newStagingKey()
+        let cap = [maxBytes, expectedSize, configuration.maxBundleBytes].compactMap { $0 }.min()
+        return try await stage(body, length: length, key: key, maxBytes: cap) { hasher in
             if let expectedSize, hasher.byteCount != expectedSize {
                 throw StoreError(
                     code: .storeSizeMismatch, reason: "the body is not the declared size", key: key,
@@ -276,20 +402,46 @@ public struct BundleStore: Sendable {
 
     /// Appends `body` at `offset`, which must equal the committed offset (a gap or an overlap is
     /// `STORE_UPLOAD_OFFSET_MISMATCH`); returns the new committed offset.
+    ///
+    /// A session may not grow past ``Configuration/maxBundleBytes``: an append that would is
+    /// `STORE_TOO_LARGE`, refused as soon as its length (or its bytes, as they stream) cross the
+    /// cap, and the whole session is deleted, so nothing of it is left.
     @discardableResult
     public func append(uploadID: String, offset: Int64, body: ByteStream, length: Int64? = nil) async throws -> Int64 {
         let committed = try await status(uploadID: uploadID)
         guard offset == committed else { throw Self.offsetMismatch(uploadID, expected: committed, actual: offset) }
         let key = sessionPrefix(uploadID) + "chunks/" + Self.offsetName(offset)
+        var observed = body
+        if let cap = configuration.maxBundleBytes {
+            if let length, length > cap - committed {
+                try? await abort(uploadID: uploadID)
+                throw Self.tooLarge(key: sessionPrefix(uploadID), limit: cap, actual: committed.addingReportingOverflow(length).overflow ? .max : committed + length)
+            }
+            let total = LockedValue(committed)
+            observed = body.observing { chunk in
+                let now = total.withLock { value -> Int64 in
+                    value += Int64(chunk.count)
+                    return value
+                }
+                if now > cap { throw Self.tooLarge(key: key, limit: cap, actual: now) }
+            }
+        }
         let info: ObjectInfo
         do {
-            info = try await objects.put(key, body: body, length: length, condition: .createOnly)
+            info = try await objects.put(key, body: observed, length: length, condition: .createOnly)
         } catch let error as StoreError where error.code == .storeAlreadyExists {
             // Another append at the same offset won the race.
             throw Self.offsetMismatch(uploadID, expected: try await status(uploadID: uploadID), actual: offset)
+        } catch let error as StoreError where error.code == .storeTooLarge {
+            try? await abort(uploadID: uploadID)
+            throw error
         }
         if info.size == 0 { try await objects.delete(key) }
-        return offset + info.size
+        let (next, overflow) = offset.addingReportingOverflow(info.size)
+        guard !overflow, info.size >= 0 else {
+            throw StoreError(code: .storeBackend, reason: "the store reported an impossible size", key: key, actual: String(info.size))
+        }
+        return next
     }
 
     /// The committed offset: the bytes appended so far, in one contiguous run from 0.
@@ -300,8 +452,10 @@ public struct BundleStore: Sendable {
         }
         var committed: Int64 = 0
         for chunk in try await chunks(of: uploadID) {
-            guard chunk.offset == committed else { break }
-            committed += chunk.info.size
+            guard chunk.offset == committed, chunk.info.size >= 0 else { break }
+            let (next, overflow) = committed.addingReportingOverflow(chunk.info.size)
+            guard !overflow else { break }
+            committed = next
         }
         return committed
     }
@@ -345,7 +499,7 @@ public struct BundleStore: Sendable {
     /// deleted (a missing one counts as deleted). Canonical keys are never deleted here.
     public func abort(key: String) async throws -> AbortOutcome {
         try ObjectKey.validate(key)
-        guard key.contains("/_staging/"), key.hasPrefix(stagingPrefix) else { return .noop(key: key) }
+        guard isStagingKey(key) else { return .noop(key: key) }
         try await objects.delete(key)
         return .deleted(key: key)
     }
@@ -356,12 +510,14 @@ public struct BundleStore: Sendable {
     @discardableResult
     public func sweepStaging(olderThan age: TimeInterval? = nil, now: Date = Date()) async throws -> [String] {
         let cutoff = now.addingTimeInterval(-(age ?? configuration.stagingTTL))
-        var newest: [String: Date] = [:]
-        var keys: [String: [String]] = [:]
+        // Keyed by the session's bytes: canonically equal ids are different sessions.
+        var newest: [[UInt8]: Date] = [:]
+        var keys: [[UInt8]: [String]] = [:]
         for object in try await objects.listAll(prefix: stagingPrefix) {
-            let rest = object.key.dropFirst(stagingPrefix.count)
-            guard let slash = rest.firstIndex(of: "/") else { continue }
-            let session = String(rest[..<slash])
+            guard BytePath.hasPrefix(object.key, stagingPrefix) else { continue }
+            let rest = BytePath.segments(object.key.utf8.dropFirst(stagingPrefix.utf8.count))
+            guard rest.count >= 2, !rest[0].isEmpty else { continue }
+            let session = Array(rest[0])
             keys[session, default: []].append(object.key)
             let modified = object.lastModified ?? .distantPast
             newest[session] = max(newest[session] ?? .distantPast, modified)
@@ -369,7 +525,7 @@ public struct BundleStore: Sendable {
         var swept: [String] = []
         for (session, date) in newest where date < cutoff {
             for key in keys[session] ?? [] { try await objects.delete(key) }
-            swept.append(session)
+            swept.append(String(decoding: session, as: UTF8.self))
         }
         return swept.sorted()
     }
@@ -378,9 +534,11 @@ public struct BundleStore: Sendable {
 
     private func sessionPrefix(_ id: String) -> String { stagingPrefix + id + "/" }
 
+    private func newStagingKey() -> String { stagingPrefix + Self.newUploadID() + "/bundle.tar.zst" }
+
     private func chunks(of uploadID: String) async throws -> [(offset: Int64, info: ObjectInfo)] {
         try await objects.listAll(prefix: sessionPrefix(uploadID) + "chunks/").compactMap { info in
-            Int64(info.key.split(separator: "/").last ?? "").map { ($0, info) }
+            Int64(BytePath.lastSegment(info.key)).map { ($0, info) }
         }.sorted { $0.offset < $1.offset }
     }
 
@@ -390,18 +548,20 @@ public struct BundleStore: Sendable {
         _ body: ByteStream, length: Int64?, key: String, maxBytes: Int64?, uploadID: String? = nil,
         check: (@Sendable (ContentHasher) throws -> Void)? = nil
     ) async throws -> StagedBundle {
+        if let length, let maxBytes, length > maxBytes { throw Self.tooLarge(key: key, limit: maxBytes, actual: length) }
         let hasher = LockedValue(ContentHasher())
         var observed = Self.counting(body, into: hasher, key: key, maxBytes: maxBytes)
         if let check { observed = observed.checkingBeforeEnd { try check(hasher.withLock { $0 }) } }
+        let info: ObjectInfo
         do {
-            try await objects.put(key, body: observed, length: length, condition: .createOnly)
+            info = try await objects.put(key, body: observed, length: length, condition: .createOnly)
         } catch {
             try? await objects.delete(key)
             throw error
         }
         let (hash, size) = hasher.withLock { ($0.finalize(), $0.byteCount) }
-        let id = uploadID ?? String(key.dropFirst(stagingPrefix.count).prefix { $0 != "/" })
-        return StagedBundle(uploadID: id, key: key, hash: hash, size: size)
+        let id = uploadID ?? BytePath.segments(key.utf8.dropFirst(stagingPrefix.utf8.count)).first.map { String(decoding: $0, as: UTF8.self) } ?? ""
+        return StagedBundle(uploadID: id, key: key, hash: hash, size: size, etag: info.etag)
     }
 
     /// `body`, hashed into `hasher` as it passes, failing with `STORE_TOO_LARGE` past `maxBytes`.
@@ -413,12 +573,14 @@ public struct BundleStore: Sendable {
                 hasher.update(chunk)
                 return hasher.byteCount
             }
-            if let maxBytes, total > maxBytes {
-                throw StoreError(
-                    code: .storeTooLarge, reason: "the bundle is larger than the limit", key: key,
-                    expected: "at most \(maxBytes) bytes", actual: "\(total) bytes or more")
-            }
+            if let maxBytes, total > maxBytes { throw tooLarge(key: key, limit: maxBytes, actual: total) }
         }
+    }
+
+    static func tooLarge(key: String, limit: Int64, actual: Int64) -> StoreError {
+        StoreError(
+            code: .storeTooLarge, reason: "the bundle is larger than the limit", key: key, expected: "at most \(limit) bytes",
+            actual: "\(actual) bytes or more")
     }
 
     private static func check(_ actual: ContentHash, expected: ContentHash, key: String) throws(StoreError) {
@@ -470,4 +632,6 @@ final class LazyObjectStream: @unchecked Sendable {
 extension ErrorCode {
     /// A bundle is larger than the caller's limit.
     public static let storeTooLarge: ErrorCode = "STORE_TOO_LARGE"
+    /// After a publish, the canonical object is missing or has another size.
+    public static let storeCanonicalMissing: ErrorCode = "STORE_CANONICAL_MISSING"
 }

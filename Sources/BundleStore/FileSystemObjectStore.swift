@@ -7,9 +7,11 @@ public import Foundation
 /// fsynced and then linked into place without replacing (create-only) or renamed over the target
 /// (unconditional); the folder is fsynced after. A crash at any point leaves, at worst, a
 /// temporary file that no read or listing shows and that ``removeTemporaryFiles(olderThan:)``
-/// deletes. Keys are validated, so no key reaches outside the root; the root belongs to the store.
+/// deletes. Keys are validated on their bytes, so no key reaches outside the root; the root
+/// belongs to the store.
 ///
-/// File I/O is blocking and runs on the calling task's thread.
+/// Every file-system call runs on ``BundleCore/BlockingIO/shared``, never on the calling task's
+/// thread.
 public struct FileSystemObjectStore: ObjectStore {
     /// The marker in temporary file names; keys containing it are refused.
     static let temporaryMarker = ".extbundles-tmp-"
@@ -19,8 +21,7 @@ public struct FileSystemObjectStore: ObjectStore {
 
     /// Opens (and creates, if needed) the store at `root`.
     public init(root: String) throws {
-        var path = root
-        while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
+        let path = BytePath.trimmingTrailingSlashes(root)
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         self.root = path
     }
@@ -28,7 +29,7 @@ public struct FileSystemObjectStore: ObjectStore {
     /// The file path of a key (after validation).
     public func path(for key: String) throws(StoreError) -> String {
         try ObjectKey.validate(key)
-        guard !key.contains(Self.temporaryMarker) else {
+        guard !BytePath.contains(key, Self.temporaryMarker) else {
             throw .invalidKey(key, "'\(Self.temporaryMarker)' is reserved for temporary files")
         }
         return root + "/" + key
@@ -37,13 +38,7 @@ public struct FileSystemObjectStore: ObjectStore {
     /// The object's info from `stat`.
     public func head(_ key: String) async throws -> ObjectInfo? {
         let path = try path(for: key)
-        var info = stat()
-        guard stat(path, &info) == 0 else {
-            if errno == ENOENT || errno == ENOTDIR { return nil }
-            throw Self.io("stat", key: key)
-        }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { return nil }
-        return Self.objectInfo(key: key, info)
+        return try await BlockingIO.shared.run { try Self.statInfo(path, key: key) }
     }
 
     /// Streams the file (or a range) in 1 MiB chunks.
@@ -54,7 +49,7 @@ public struct FileSystemObjectStore: ObjectStore {
         guard let resolved = range.resolve(size: info.size) else {
             throw StoreError(code: .storeRangeNotSatisfiable, reason: "range \(range.headerValue) is outside the object", key: key)
         }
-        let stream = ByteStream.file(at: path, offset: resolved.lowerBound, length: Int64(resolved.count))
+        let stream = ByteStream.file(at: path, offset: resolved.lowerBound, length: resolved.upperBound - resolved.lowerBound + 1)
         return ObjectBody(info: info, range: resolved, stream: stream)
     }
 
@@ -63,11 +58,12 @@ public struct FileSystemObjectStore: ObjectStore {
     public func put(_ key: String, body: ByteStream, length: Int64?, condition: WriteCondition) async throws -> ObjectInfo {
         let path = try path(for: key)
         if condition == .createOnly, try await head(key) != nil { throw StoreError.alreadyExists(key) }
-        let (temporary, fd) = try makeTemporaryFile(besides: path, key: key)
+        let store = self
+        let (temporary, fd) = try await BlockingIO.shared.run { try store.makeTemporaryFile(besides: path, key: key) }
         do {
             var written: Int64 = 0
             for try await chunk in body {
-                try chunk.withUnsafeBytes { raw in try Self.writeAll(fd, raw, key: key) }
+                try await BlockingIO.shared.run { try chunk.withUnsafeBytes { raw in try Self.writeAll(fd, raw, key: key) } }
                 written += Int64(chunk.count)
             }
             if let length, written != length {
@@ -75,17 +71,23 @@ public struct FileSystemObjectStore: ObjectStore {
                     code: .storeSizeMismatch, reason: "the body does not have the declared length", key: key,
                     expected: String(length), actual: String(written))
             }
-            guard fsync(fd) == 0 else { throw Self.io("fsync", key: key) }
-            guard close(fd) == 0 else { throw Self.io("close", key: key) }
+            try await BlockingIO.shared.run {
+                guard fsync(fd) == 0 else { throw Self.io("fsync", key: key) }
+                guard close(fd) == 0 else { throw Self.io("close", key: key) }
+            }
         } catch {
-            close(fd)
-            unlink(temporary)
-            pruneEmptyFolders(above: temporary)
+            await BlockingIO.shared.run {
+                close(fd)
+                unlink(temporary)
+                store.pruneEmptyFolders(above: temporary)
+            }
             throw error
         }
-        try publish(temporary, at: path, key: key, condition: condition)
-        guard let info = try await head(key) else { throw StoreError.notFound(key) }
-        return info
+        return try await BlockingIO.shared.run {
+            try store.publish(temporary, at: path, key: key, condition: condition)
+            guard let info = try Self.statInfo(path, key: key) else { throw StoreError.notFound(key) }
+            return info
+        }
     }
 
     /// Hard-links the source's file (create-only) or links and renames it (unconditional).
@@ -93,6 +95,18 @@ public struct FileSystemObjectStore: ObjectStore {
     public func copy(from source: String, to destination: String, condition: WriteCondition, sourceETag: String?) async throws -> ObjectInfo {
         let sourcePath = try path(for: source)
         let destinationPath = try path(for: destination)
+        let store = self
+        return try await BlockingIO.shared.run {
+            try store.copyBlocking(
+                source: source, sourcePath: sourcePath, destination: destination, destinationPath: destinationPath,
+                condition: condition, sourceETag: sourceETag)
+        }
+    }
+
+    private func copyBlocking(
+        source: String, sourcePath: String, destination: String, destinationPath: String, condition: WriteCondition,
+        sourceETag: String?
+    ) throws -> ObjectInfo {
         // With an ETag, link the very file that was checked (through its descriptor), so a
         // replacement between the check and the link cannot slip in.
         var linkSource = sourcePath
@@ -107,7 +121,7 @@ public struct FileSystemObjectStore: ObjectStore {
             guard actual == sourceETag else { throw StoreError.sourceChanged(source, expected: sourceETag, actual: actual) }
             linkSource = "/proc/self/fd/\(sourceFD)"
         } else {
-            guard try await head(source) != nil else { throw StoreError.notFound(source) }
+            guard try Self.statInfo(sourcePath, key: source) != nil else { throw StoreError.notFound(source) }
         }
         let temporary = Self.temporaryName(besides: destinationPath)
         var attempts = 0
@@ -115,41 +129,49 @@ public struct FileSystemObjectStore: ObjectStore {
             try makeParent(of: destinationPath, key: destination)
             if linkat(AT_FDCWD, linkSource, AT_FDCWD, temporary, sourceFD >= 0 ? AT_SYMLINK_FOLLOW : 0) == 0 { break }
             attempts += 1
-            // ENOENT: the source is gone, or a concurrent delete pruned the new folder: retry once.
-            if errno == ENOENT && attempts < 16 && (sourceFD >= 0 || FileManager.default.fileExists(atPath: sourcePath)) { continue }
+            // ENOENT: the source is gone, or a concurrent delete pruned the new folder: retry.
+            if errno == ENOENT && attempts < 16 && (sourceFD >= 0 || access(sourcePath, F_OK) == 0) { continue }
             if errno == ENOENT { throw StoreError.notFound(source) }
             throw Self.io("link", key: destination)
         }
         try publish(temporary, at: destinationPath, key: destination, condition: condition)
-        guard let info = try await head(destination) else { throw StoreError.notFound(destination) }
+        guard let info = try Self.statInfo(destinationPath, key: destination) else { throw StoreError.notFound(destination) }
         return info
     }
 
     /// Unlinks the file (a missing file is fine), then removes the folders it leaves empty.
     public func delete(_ key: String) async throws {
         let path = try path(for: key)
-        guard unlink(path) == 0 || errno == ENOENT || errno == ENOTDIR else { throw Self.io("unlink", key: key) }
-        pruneEmptyFolders(above: path)
+        let store = self
+        try await BlockingIO.shared.run {
+            guard unlink(path) == 0 || errno == ENOENT || errno == ENOTDIR else { throw Self.io("unlink", key: key) }
+            store.pruneEmptyFolders(above: path)
+        }
     }
 
     /// Removes the folders above `path` that are empty, up to the root.
     private func pruneEmptyFolders(above path: String) {
-        var folder = (path as NSString).deletingLastPathComponent
-        while folder.count > root.count, folder.hasPrefix(root + "/"), rmdir(folder) == 0 {
-            folder = (folder as NSString).deletingLastPathComponent
+        var folder = BytePath.parent(path)
+        while let current = folder, current.utf8.count > root.utf8.count, BytePath.hasPrefix(current, root + "/"), rmdir(current) == 0 {
+            folder = BytePath.parent(current)
         }
     }
 
     /// Walks the folders under the prefix; keys sorted by byte order.
     public func list(prefix: String, continuation: String?, limit: Int) async throws -> ObjectListing {
         try ObjectKey.validatePrefix(prefix)
-        let directory = prefix.lastIndex(of: "/").map { String(prefix[...$0]) } ?? ""
-        var keys: [(String, stat)] = []
-        walk(relative: directory, prefix: prefix, into: &keys)
-        let infos = Dictionary(keys, uniquingKeysWith: { first, _ in first })
-        let page = ObjectKey.page(Array(infos.keys), after: continuation, limit: limit)
-        return ObjectListing(
-            objects: page.keys.map { Self.objectInfo(key: $0, infos[$0]!) }, continuation: page.continuation)
+        let store = self
+        return await BlockingIO.shared.run {
+            // The folder part of the prefix (up to its last `/` byte) is where the walk starts.
+            let directory = BytePath.parent(prefix).map { $0 + "/" } ?? ""
+            var keys: [(String, stat)] = []
+            store.walk(relative: directory, prefix: prefix, into: &keys)
+            var infos: [[UInt8]: (String, stat)] = [:]
+            for (key, info) in keys where infos[BytePath.key(key)] == nil { infos[BytePath.key(key)] = (key, info) }
+            let page = ObjectKey.page(infos.values.map(\.0), after: continuation, limit: limit)
+            return ObjectListing(
+                objects: page.keys.map { Self.objectInfo(key: $0, infos[BytePath.key($0)]!.1) }, continuation: page.continuation)
+        }
     }
 
     /// Deletes temporary files left by crashed writers that are older than `age` seconds; returns
@@ -161,7 +183,7 @@ public struct FileSystemObjectStore: ObjectStore {
         let cutoff = Date().timeIntervalSince1970 - age
         guard let walker = FileManager.default.enumerator(atPath: root) else { return 0 }
         while let relative = walker.nextObject() as? String {
-            guard (relative as NSString).lastPathComponent.contains(Self.temporaryMarker) else { continue }
+            guard BytePath.contains(BytePath.lastSegment(relative), Self.temporaryMarker) else { continue }
             let path = root + "/" + relative
             var info = stat()
             if lstat(path, &info) == 0, Double(info.st_mtim.tv_sec) < cutoff, unlink(path) == 0 { removed += 1 }
@@ -171,19 +193,31 @@ public struct FileSystemObjectStore: ObjectStore {
 
     // MARK: - Helpers
 
+    private static func statInfo(_ path: String, key: String) throws(StoreError) -> ObjectInfo? {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            if errno == ENOENT || errno == ENOTDIR { return nil }
+            throw io("stat", key: key)
+        }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+        return objectInfo(key: key, info)
+    }
+
     private func walk(relative: String, prefix: String, into keys: inout [(String, stat)]) {
-        let directory = relative.isEmpty ? root : root + "/" + relative.dropLast(relative.hasSuffix("/") ? 1 : 0)
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: String(directory)) else { return }
-        for name in names where !name.contains(Self.temporaryMarker) {
+        let directory = relative.isEmpty ? root : root + "/" + String(decoding: relative.utf8.dropLast(), as: UTF8.self)
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+        for name in names where !BytePath.contains(name, Self.temporaryMarker) {
             let key = relative + name
             var info = stat()
             guard lstat(root + "/" + key, &info) == 0 else { continue }
             switch info.st_mode & S_IFMT {
             case S_IFDIR:
                 let folder = key + "/"
-                if folder.hasPrefix(prefix) || prefix.hasPrefix(folder) { walk(relative: folder, prefix: prefix, into: &keys) }
+                if BytePath.hasPrefix(folder, prefix) || BytePath.hasPrefix(prefix, folder) {
+                    walk(relative: folder, prefix: prefix, into: &keys)
+                }
             case S_IFREG:
-                if key.hasPrefix(prefix) { keys.append((key, info)) }
+                if BytePath.hasPrefix(key, prefix) { keys.append((key, info)) }
             default:
                 continue
             }
@@ -193,14 +227,13 @@ public struct FileSystemObjectStore: ObjectStore {
     /// Creates the folders above `path`, one by one from the root. A concurrent delete may prune
     /// a folder this just created (it was empty); then the walk starts again, a few times.
     private func makeParent(of path: String, key: String) throws(StoreError) {
-        let parent = (path as NSString).deletingLastPathComponent
-        guard parent.count > root.count else { return }
-        let components = parent.dropFirst(root.count + 1).split(separator: "/")
+        guard let parent = BytePath.parent(path), parent.utf8.count > root.utf8.count else { return }
+        let components = BytePath.segments(parent.utf8.dropFirst(root.utf8.count + 1))
         for _ in 0..<16 {
             var folder = root
             var pruned = false
             for component in components {
-                folder += "/" + component
+                folder += "/" + String(decoding: component, as: UTF8.self)
                 if mkdir(folder, 0o755) == 0 { continue }
                 if errno == EEXIST {
                     var info = stat()
@@ -216,10 +249,11 @@ public struct FileSystemObjectStore: ObjectStore {
         throw StoreError(code: .storeIO, reason: "cannot create the folder for the key (it keeps being removed)", key: key)
     }
 
+    /// `<folder>/.<name>.extbundles-tmp-<16 random hex digits>`.
     static func temporaryName(besides path: String) -> String {
-        let url = URL(fileURLWithPath: path)
-        let random = (0..<8).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
-        return url.deletingLastPathComponent().path + "/." + url.lastPathComponent + temporaryMarker + random
+        let random = String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        let folder = BytePath.parent(path) ?? "."
+        return folder + "/." + BytePath.lastSegment(path) + temporaryMarker + random
     }
 
     private func makeTemporaryFile(besides path: String, key: String) throws(StoreError) -> (String, Int32) {
@@ -246,7 +280,7 @@ public struct FileSystemObjectStore: ObjectStore {
         case .unconditional:
             guard rename(temporary, path) == 0 else { throw Self.io("rename", key: key) }
         }
-        Self.syncDirectory((path as NSString).deletingLastPathComponent)
+        if let folder = BytePath.parent(path) { Self.syncDirectory(folder) }
     }
 
     static func syncDirectory(_ path: String) {
@@ -269,11 +303,13 @@ public struct FileSystemObjectStore: ObjectStore {
         StoreError(code: .storeIO, reason: "\(operation) failed: \(String(cString: strerror(errno)))", key: key)
     }
 
+    /// The info of a file: its ETag is `<inode>-<mtime in ns>` in hex, which changes whenever
+    /// the file is replaced. Times far from now wrap instead of trapping.
     static func objectInfo(key: String, _ info: stat) -> ObjectInfo {
-        let nanoseconds = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
+        let nanoseconds = Int64(info.st_mtim.tv_sec) &* 1_000_000_000 &+ Int64(info.st_mtim.tv_nsec)
         return ObjectInfo(
             key: key, size: Int64(info.st_size),
-            etag: String(UInt64(info.st_ino), radix: 16) + "-" + String(nanoseconds, radix: 16),
-            lastModified: Date(timeIntervalSince1970: Double(nanoseconds) / 1e9))
+            etag: String(UInt64(info.st_ino), radix: 16) + "-" + String(UInt64(bitPattern: nanoseconds), radix: 16),
+            lastModified: Date(timeIntervalSince1970: Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9))
     }
 }

@@ -12,7 +12,9 @@ public actor InMemoryObjectStore: ObjectStore {
         var info: ObjectInfo
     }
 
-    private var objects: [String: Stored] = [:]
+    /// Keyed by the key's bytes: canonically equivalent spellings are different keys, as on a
+    /// file system or S3.
+    private var objects: [[UInt8]: Stored] = [:]
     private let now: @Sendable () -> Date
 
     /// Creates an empty store.
@@ -24,13 +26,13 @@ public actor InMemoryObjectStore: ObjectStore {
     /// The object's info, or nil.
     public func head(_ key: String) async throws -> ObjectInfo? {
         try ObjectKey.validate(key)
-        return objects[key]?.info
+        return objects[BytePath.key(key)]?.info
     }
 
     /// The object's bytes, or a range of them.
     public func get(_ key: String, range: ByteRange?) async throws -> ObjectBody {
         try ObjectKey.validate(key)
-        guard let stored = objects[key] else { throw StoreError.notFound(key) }
+        guard let stored = objects[BytePath.key(key)] else { throw StoreError.notFound(key) }
         guard let range else {
             return ObjectBody(info: stored.info, range: nil, stream: .bytes(stored.bytes))
         }
@@ -45,7 +47,7 @@ public actor InMemoryObjectStore: ObjectStore {
     @discardableResult
     public func put(_ key: String, body: ByteStream, length: Int64?, condition: WriteCondition) async throws -> ObjectInfo {
         try ObjectKey.validate(key)
-        if condition == .createOnly, objects[key] != nil { throw StoreError.alreadyExists(key) }
+        if condition == .createOnly, objects[BytePath.key(key)] != nil { throw StoreError.alreadyExists(key) }
         var bytes: [UInt8] = []
         for try await chunk in body { bytes += chunk }
         if let length, Int64(bytes.count) != length {
@@ -54,10 +56,10 @@ public actor InMemoryObjectStore: ObjectStore {
                 expected: String(length), actual: String(bytes.count))
         }
         // The body was read with the actor suspended: check again before inserting.
-        if condition == .createOnly, objects[key] != nil { throw StoreError.alreadyExists(key) }
+        if condition == .createOnly, objects[BytePath.key(key)] != nil { throw StoreError.alreadyExists(key) }
         let digest = Insecure.MD5.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
         let info = ObjectInfo(key: key, size: Int64(bytes.count), etag: digest, lastModified: now())
-        objects[key] = Stored(bytes: bytes, info: info)
+        objects[BytePath.key(key)] = Stored(bytes: bytes, info: info)
         return info
     }
 
@@ -66,31 +68,32 @@ public actor InMemoryObjectStore: ObjectStore {
     public func copy(from source: String, to destination: String, condition: WriteCondition, sourceETag: String?) async throws -> ObjectInfo {
         try ObjectKey.validate(source)
         try ObjectKey.validate(destination)
-        guard var stored = objects[source] else {
+        guard var stored = objects[BytePath.key(source)] else {
             if let sourceETag { throw StoreError.sourceChanged(source, expected: sourceETag, actual: nil) }
             throw StoreError.notFound(source)
         }
         if let sourceETag, stored.info.etag != sourceETag {
             throw StoreError.sourceChanged(source, expected: sourceETag, actual: stored.info.etag)
         }
-        if condition == .createOnly, objects[destination] != nil { throw StoreError.alreadyExists(destination) }
+        if condition == .createOnly, objects[BytePath.key(destination)] != nil { throw StoreError.alreadyExists(destination) }
         stored.info.key = destination
         stored.info.lastModified = now()
-        objects[destination] = stored
+        objects[BytePath.key(destination)] = stored
         return stored.info
     }
 
     /// Removes the object, if any.
     public func delete(_ key: String) async throws {
         try ObjectKey.validate(key)
-        objects[key] = nil
+        objects[BytePath.key(key)] = nil
     }
 
     /// Keys with the prefix, in byte order, paged.
     public func list(prefix: String, continuation: String?, limit: Int) async throws -> ObjectListing {
         try ObjectKey.validatePrefix(prefix)
-        let page = ObjectKey.page(objects.keys.filter { $0.hasPrefix(prefix) }, after: continuation, limit: limit)
-        return ObjectListing(objects: page.keys.map { objects[$0]!.info }, continuation: page.continuation)
+        let matching = objects.values.map(\.info.key).filter { BytePath.hasPrefix($0, prefix) }
+        let page = ObjectKey.page(matching, after: continuation, limit: limit)
+        return ObjectListing(objects: page.keys.compactMap { objects[BytePath.key($0)]?.info }, continuation: page.continuation)
     }
 
     /// The number of objects (for tests).

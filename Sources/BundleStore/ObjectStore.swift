@@ -185,6 +185,12 @@ extension ObjectStore {
         repeat {
             let page = try await list(prefix: prefix, continuation: continuation, limit: pageSize)
             all += page.objects
+            // A continuation that does not move forward (a misbehaving server) ends the listing.
+            if let next = page.continuation, let previous = continuation, !ObjectKey.precedes(previous, next) {
+                throw StoreError(
+                    code: .storeBackend, reason: "the listing does not advance (continuation '\(Printable.escape(next))' repeats)",
+                    key: prefix)
+            }
             continuation = page.continuation
         } while continuation != nil
         return all
@@ -234,21 +240,23 @@ public enum ObjectKey {
     public static let maxLength = 1_024
 
     /// Refuses empty keys, keys over 1,024 bytes, a leading or trailing `/`, empty, `.` or `..`
-    /// segments, and control characters.
+    /// segments, and control characters (C0 and DEL). The rules work on the key's UTF-8 bytes, as
+    /// a file system or S3 sees them: a `/` followed by a combining mark is still a `/`.
     public static func validate(_ key: String) throws(StoreError) {
-        guard !key.isEmpty else { throw .invalidKey(key, "the key is empty") }
-        guard key.utf8.count <= maxLength else { throw .invalidKey(String(key.prefix(64)) + "…", "longer than \(maxLength) bytes") }
-        guard !key.hasPrefix("/") else { throw .invalidKey(key, "a key may not start with '/'") }
-        guard !key.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) else {
-            throw .invalidKey(key, "control characters are not allowed")
+        let bytes = key.utf8
+        guard !bytes.isEmpty else { throw .invalidKey(key, "the key is empty") }
+        guard bytes.count <= maxLength else {
+            throw .invalidKey(String(decoding: bytes.prefix(64), as: UTF8.self) + "…", "longer than \(maxLength) bytes")
         }
-        for segment in key.split(separator: "/", omittingEmptySubsequences: false).dropLast() {
+        guard !BytePath.containsControl(bytes) else { throw .invalidKey(key, "control characters are not allowed") }
+        guard bytes.first != BytePath.slash else { throw .invalidKey(key, "a key may not start with '/'") }
+        guard bytes.last != BytePath.slash else { throw .invalidKey(key, "a key may not end with '/'") }
+        for segment in BytePath.segments(bytes) {
             if segment.isEmpty { throw .invalidKey(key, "empty path segment") }
-            if segment == "." || segment == ".." { throw .invalidKey(key, "'\(segment)' segments are not allowed") }
+            if BytePath.isDotSegment(segment) {
+                throw .invalidKey(key, "'\(String(decoding: segment, as: UTF8.self))' segments are not allowed")
+            }
         }
-        let last = key.split(separator: "/", omittingEmptySubsequences: false).last ?? ""
-        if last.isEmpty { throw .invalidKey(key, "a key may not end with '/'") }
-        if last == "." || last == ".." { throw .invalidKey(key, "'\(last)' segments are not allowed") }
     }
 
     /// Whether `lhs` sorts before `rhs` in UTF-8 byte order, the order of every listing.
@@ -264,12 +272,23 @@ public enum ObjectKey {
         return (page, sorted.count > page.count ? page.last : nil)
     }
 
-    /// Refuses a prefix with `..` or `.` segments or a leading `/` (an empty prefix is fine).
+    /// Refuses a prefix whose complete segments (those followed by a `/`) are empty, `.` or `..`,
+    /// a prefix with control characters, a leading `/`, or over 1,024 bytes. The text after the
+    /// last `/` is a partial segment and may be anything a key segment may start with; an empty
+    /// prefix is fine. On bytes, like ``validate(_:)``.
     public static func validatePrefix(_ prefix: String) throws(StoreError) {
-        guard !prefix.isEmpty else { return }
-        guard !prefix.hasPrefix("/") else { throw .invalidKey(prefix, "a prefix may not start with '/'") }
-        for segment in prefix.split(separator: "/", omittingEmptySubsequences: true) where segment == "." || segment == ".." {
-            throw .invalidKey(prefix, "'\(segment)' segments are not allowed")
+        let bytes = prefix.utf8
+        guard !bytes.isEmpty else { return }
+        guard bytes.count <= maxLength else {
+            throw .invalidKey(String(decoding: bytes.prefix(64), as: UTF8.self) + "…", "longer than \(maxLength) bytes")
+        }
+        guard !BytePath.containsControl(bytes) else { throw .invalidKey(prefix, "control characters are not allowed") }
+        guard bytes.first != BytePath.slash else { throw .invalidKey(prefix, "a prefix may not start with '/'") }
+        for segment in BytePath.segments(bytes).dropLast() {
+            if segment.isEmpty { throw .invalidKey(prefix, "empty path segment") }
+            if BytePath.isDotSegment(segment) {
+                throw .invalidKey(prefix, "'\(String(decoding: segment, as: UTF8.self))' segments are not allowed")
+            }
         }
     }
 }

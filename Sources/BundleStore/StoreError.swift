@@ -41,7 +41,7 @@ public struct StoreError: ExtBundlesError, Equatable {
     /// The reason, the key, and expected/actual values.
     public var description: String {
         var text = reason
-        if let key { text += " (key '\(key)')" }
+        if let key { text += " (key '\(Printable.escape(key))')" }
         if let backendCode { text += " [\(backendCode)\(httpStatus.map { ", HTTP \($0)" } ?? "")]" }
         if let expected, let actual { text += ": expected \(expected), got \(actual)" }
         return text

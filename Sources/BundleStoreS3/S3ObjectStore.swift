@@ -137,11 +137,13 @@ public struct S3ObjectStore: MultipartObjectStore {
         guard configuration.partSize >= 5 << 20 else {
             throw StoreError(code: .storeConfiguration, reason: "partSize must be at least 5 MiB (S3's minimum)")
         }
-        guard configuration.bucket.count >= 3, !configuration.bucket.contains("/") else {
+        guard configuration.bucket.utf8.count >= 3, configuration.bucket.utf8.count <= 63,
+            configuration.bucket.utf8.allSatisfy({ Self.isNameByte($0) })
+        else {
             throw StoreError(code: .storeConfiguration, reason: "invalid bucket name '\(configuration.bucket)'")
         }
         if !configuration.keyPrefix.isEmpty {
-            guard configuration.keyPrefix.hasSuffix("/") else {
+            guard configuration.keyPrefix.utf8.last == BytePath.slash else {
                 throw StoreError(code: .storeConfiguration, reason: "the key prefix must end with '/'")
             }
             try ObjectKey.validatePrefix(configuration.keyPrefix)
@@ -149,7 +151,12 @@ public struct S3ObjectStore: MultipartObjectStore {
         self.configuration = configuration
         self.client = httpClient
         self.signer = AWSSigV4(credentials: configuration.credentials, region: configuration.region)
-        let endpoint = configuration.endpoint ?? URL(string: "https://s3.\(configuration.region).amazonaws.com")!
+        guard !configuration.region.isEmpty, configuration.region.utf8.allSatisfy({ Self.isNameByte($0) && $0 != 0x2e }) else {
+            throw StoreError(code: .storeConfiguration, reason: "invalid region '\(Printable.escape(configuration.region))'")
+        }
+        guard let endpoint = configuration.endpoint ?? URL(string: "https://s3.\(configuration.region).amazonaws.com") else {
+            throw StoreError(code: .storeConfiguration, reason: "no endpoint for region '\(configuration.region)'")
+        }
         scheme = endpoint.scheme ?? "https"
         var authority = endpoint.host ?? ""
         if let port = endpoint.port { authority += ":\(port)" }
@@ -180,13 +187,14 @@ public struct S3ObjectStore: MultipartObjectStore {
         let response = try await send("GET", key: key, headers: headers, acceptable: [200, 206], streamBody: true)
         var size = response.contentLength ?? 0
         var resolved: ClosedRange<Int64>?
-        if response.status == 206, let contentRange = response.headers.first(name: "content-range") {
-            // bytes first-last/total
-            let parts = contentRange.split(whereSeparator: { $0 == " " || $0 == "-" || $0 == "/" })
-            if parts.count == 4, let first = Int64(parts[1]), let last = Int64(parts[2]), let total = Int64(parts[3]) {
-                resolved = first...last
-                size = total
+        if response.status == 206 {
+            guard let header = response.headers.first(name: "content-range"), let parsed = Self.parseContentRange(header) else {
+                throw StoreError(
+                    code: .storeBackend, reason: "the S3 endpoint answered 206 with a missing or malformed Content-Range", key: key,
+                    httpStatus: 206, actual: response.headers.first(name: "content-range").map { String($0.prefix(100)) })
             }
+            resolved = parsed.range
+            size = parsed.total
         }
         let body = response.body!
         let iterator = BufferIterator(body.makeAsyncIterator())
@@ -256,16 +264,29 @@ public struct S3ObjectStore: MultipartObjectStore {
             throw StoreError(code: .storeBackend, reason: "ListObjectsV2 answered something that is not XML")
         }
         let objects = xml.all("Contents").compactMap { element -> ObjectInfo? in
-            guard let fullKey = element["Key"], fullKey.hasPrefix(configuration.keyPrefix) else { return nil }
+            guard let fullKey = element["Key"], BytePath.hasPrefix(fullKey, configuration.keyPrefix) else { return nil }
+            let key = BytePath.dropPrefix(fullKey, bytes: configuration.keyPrefix.utf8.count)
+            // Only what this store could have written: a key from a foreign writer that breaks
+            // the key rules (`..`, control characters) is not listed.
+            guard (try? ObjectKey.validate(key)) != nil else { return nil }
             return ObjectInfo(
-                key: String(fullKey.dropFirst(configuration.keyPrefix.count)), size: Int64(element["Size"] ?? "") ?? 0,
+                key: key, size: Int64(element["Size"] ?? "") ?? 0,
                 etag: element["ETag"].map(Self.unquote), lastModified: element["LastModified"].flatMap(Self.parseISODate))
         }
         let truncated = xml["IsTruncated"] == "true"
-        return ObjectListing(objects: objects, continuation: truncated ? objects.last?.key : nil)
+        // Resume after the last key the server sent, listed or not.
+        let last = xml.all("Contents").last?["Key"].flatMap { key in
+            BytePath.hasPrefix(key, configuration.keyPrefix) ? BytePath.dropPrefix(key, bytes: configuration.keyPrefix.utf8.count) : nil
+        }
+        return ObjectListing(objects: objects, continuation: truncated ? last : nil)
     }
 
-    /// Presigned GET, PUT or UploadPart URLs (`UNSIGNED-PAYLOAD`, only `host` signed).
+    /// Presigned GET, PUT or UploadPart URLs (`UNSIGNED-PAYLOAD`).
+    ///
+    /// A presigned PUT is create-only: `If-None-Match: *` is a signed header of the URL, so the
+    /// uploader must send it, and S3 refuses the upload (412) when an object is already at the
+    /// key. A URL can therefore never replace an object, however often it is used. GET and
+    /// UploadPart URLs sign `host` only.
     public func presignedURL(for operation: PresignedOperation, key: String, expires: Int) async throws -> URL? {
         try ObjectKey.validate(key)
         guard (1...604_800).contains(expires) else {
@@ -281,7 +302,9 @@ public struct S3ObjectStore: MultipartObjectStore {
             query = [.init("partNumber", String(number)), .init("uploadId", uploadID)]
         }
         let path = objectPath(key)
-        let request = AWSSigV4.Request(method: method, path: path, query: query, headers: [.init("host", host)])
+        var signed = [AWSSigV4.Parameter("host", host)]
+        if operation == .put { signed.append(.init("if-none-match", "*")) }
+        let request = AWSSigV4.Request(method: method, path: path, query: query, headers: signed)
         let signature = signer.presign(request, date: Date(), expires: expires)
         return URL(string: "\(scheme)://\(host)\(AWSSigV4.uriEncode(path, encodeSlash: false))?\(Self.queryString(query + signature.query))")
     }
@@ -531,6 +554,32 @@ public struct S3ObjectStore: MultipartObjectStore {
         ObjectInfo(
             key: key, size: size ?? 0, etag: headers.first(name: "etag").map(Self.unquote),
             lastModified: headers.first(name: "last-modified").flatMap(Self.parseHTTPDate))
+    }
+
+    /// Letters, digits, `-`, `_` and `.`: the bytes of bucket names (legacy ones included) and regions.
+    static func isNameByte(_ byte: UInt8) -> Bool {
+        (byte >= 0x61 && byte <= 0x7a) || (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x30 && byte <= 0x39) || byte == 0x2d || byte == 0x5f
+            || byte == 0x2e
+    }
+
+    /// `bytes first-last/total` with `0 <= first <= last < total`; nil for anything else.
+    static func parseContentRange(_ header: String) -> (range: ClosedRange<Int64>, total: Int64)? {
+        let text = header.trimmingCharacters(in: .whitespaces)
+        guard text.lowercased().hasPrefix("bytes ") else { return nil }
+        let spec = text.dropFirst("bytes ".count)
+        let halves = spec.split(separator: "/", omittingEmptySubsequences: false)
+        guard halves.count == 2 else { return nil }
+        let bounds = halves[0].split(separator: "-", omittingEmptySubsequences: false)
+        guard bounds.count == 2, let first = Self.decimal(bounds[0]), let last = Self.decimal(bounds[1]),
+            let total = Self.decimal(halves[1]), first <= last, last < total
+        else { return nil }
+        return (first...last, total)
+    }
+
+    /// Digits only (no sign, no spaces), fitting an `Int64`.
+    static func decimal(_ text: Substring) -> Int64? {
+        guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return nil }
+        return Int64(text)
     }
 
     static func unquote(_ etag: String) -> String {
