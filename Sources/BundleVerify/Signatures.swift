@@ -1,3 +1,4 @@
+import BundleCore
 import Foundation
 
 /// One detached signature over a bundle.
@@ -19,8 +20,14 @@ public struct DetachedSignature: Sendable, Equatable {
 }
 
 /// The `BUNDLE.sig` file: JSON `{"signatures":[{"algorithm", "keyId", "signature"}]}`, or a bare
-/// base64 DER ECDSA signature as cosign writes it.
+/// base64 DER ECDSA signature as cosign writes it. Bounded: at most ``maxBytes`` of text and
+/// ``maxSignatures`` signatures.
 public enum SignatureFile {
+    /// The largest signature file read, in bytes (256 KiB).
+    public static let maxBytes = 256 << 10
+    /// The most signatures one bundle may carry.
+    public static let maxSignatures = 64
+
     struct Document: Codable {
         struct Entry: Codable {
             var algorithm: String
@@ -33,10 +40,16 @@ public enum SignatureFile {
 
     /// Parses either form.
     public static func parse(_ bytes: [UInt8]) throws(VerifyError) -> [DetachedSignature] {
+        guard bytes.count <= maxBytes else { throw tooLarge(Int64(bytes.count)) }
         let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard text.hasPrefix("{") else { return [try bare(text)] }
         guard let document = try? JSONDecoder().decode(Document.self, from: Data(text.utf8)) else {
             throw VerifyError(code: .signatureMalformed, reason: "the signature file is not {\"signatures\":[...]} JSON")
+        }
+        guard document.signatures.count <= maxSignatures else {
+            throw VerifyError(
+                code: .signatureMalformed, reason: "the signature file holds more than \(maxSignatures) signatures",
+                expected: "at most \(maxSignatures)", actual: "\(document.signatures.count)")
         }
         var signatures: [DetachedSignature] = []
         for entry in document.signatures {
@@ -58,6 +71,21 @@ public enum SignatureFile {
             throw VerifyError(code: .signatureMalformed, reason: "the signature is neither JSON nor base64")
         }
         return DetachedSignature(algorithm: .ecdsaP256SHA256, keyID: nil, signature: Array(raw))
+    }
+
+    /// Reads and parses a signature file (at most ``maxBytes``).
+    public static func load(_ path: String) throws -> [DetachedSignature] {
+        do {
+            return try parse(try BoundedFile.read(path, limit: maxBytes))
+        } catch let error as BoundedFile.TooLarge {
+            throw tooLarge(error.size)
+        }
+    }
+
+    static func tooLarge(_ size: Int64) -> VerifyError {
+        VerifyError(
+            code: .signatureMalformed, reason: "the signature file is larger than \(maxBytes) bytes", expected: "at most \(maxBytes) bytes",
+            actual: "\(size) bytes")
     }
 
     /// Maps Alga's finalize field `signature: {text, algorithm}`: `cosign` is the bare base64

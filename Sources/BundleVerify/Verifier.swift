@@ -2,6 +2,7 @@ public import BundleArchive
 public import BundleCore
 public import Crypto
 public import Foundation
+import ManifestV2
 
 /// What a verification must check besides the archive itself.
 public struct VerificationRequest: Sendable {
@@ -17,11 +18,14 @@ public struct VerificationRequest: Sendable {
     public var publishTime: Date
     /// Refuse a bundle without `manifest.json`. Default true.
     public var requireManifest: Bool
+    /// The publisher the bundle is published under, which trust-bundle keys restricted to some
+    /// publishers must allow. Nil (the default): the `publisher` of the bundle's own manifest.
+    public var publisher: String?
 
     /// Creates a request.
     public init(
         expectedHash: ContentHash? = nil, declaredSize: Int64? = nil, limits: ArchiveLimits = .default,
-        signatures: [DetachedSignature] = [], publishTime: Date = Date(), requireManifest: Bool = true
+        signatures: [DetachedSignature] = [], publishTime: Date = Date(), requireManifest: Bool = true, publisher: String? = nil
     ) {
         self.expectedHash = expectedHash
         self.declaredSize = declaredSize
@@ -29,6 +33,7 @@ public struct VerificationRequest: Sendable {
         self.signatures = signatures
         self.publishTime = publishTime
         self.requireManifest = requireManifest
+        self.publisher = publisher
     }
 }
 
@@ -46,18 +51,26 @@ public struct VerifiedBundle: Sendable, Equatable {
     public var hash: ContentHash
     /// Size in bytes.
     public var size: Int64
-    /// Where the manifest was found, if anywhere.
-    public var manifestPath: String?
+    /// Where the manifest, the module and the UI are: computed once here, used by every reader.
+    public var layout: BundleLayout
     /// The manifest's bytes (up to 1 MiB).
     public var manifest: [UInt8]?
     /// The entries, in archive order.
     public var entries: [ArchiveEntry]
-    /// Whether `dist/main.wasm` is present (the module the runner executes).
-    public var hasMainWasm: Bool
-    /// Whether `ui/index.html` is present (the UI document).
-    public var hasUIIndex: Bool
+    /// The publisher the signatures were judged for (the request's, or the manifest's).
+    public var publisher: String?
     /// The signature outcome.
     public var signature: SignatureVerdict
+
+    /// Where the manifest was found, if anywhere.
+    public var manifestPath: String? { layout.manifestPath }
+    /// The module entry (``BundleArchive/BundleLayout/modulePath``), if the bundle has one.
+    public var module: ArchiveEntry? { entries.first { $0.kind == .file && $0.path.utf8.elementsEqual(layout.modulePath.utf8) } }
+    /// Whether the UI has an `index.html` (the document served for the UI's root).
+    public var hasUIIndex: Bool {
+        let index = layout.uiPrefix + "index.html"
+        return entries.contains { $0.kind == .file && $0.path.utf8.elementsEqual(index.utf8) }
+    }
 }
 
 /// Proves a bundle before anything trusts it.
@@ -85,11 +98,18 @@ extension Verifier {
 /// manifest and the entry list; then the signature policy.
 ///
 /// Policy: **strict** whenever a trust bundle is configured (unsigned, unknown key, revoked or
-/// expired key, or a bad signature is refused); **permissive** otherwise (unsigned is accepted as
-/// ``SignatureVerdict/unverified``; a malformed signature is still refused). There is no skip.
+/// expired key, a bad signature, or only keys not allowed for the bundle's publisher is refused);
+/// **permissive** otherwise (unsigned is accepted as ``SignatureVerdict/unverified``; a malformed
+/// signature is still refused). There is no skip.
+///
+/// Checking signatures is bounded: at most ``SignatureFile/maxSignatures`` signatures and
+/// ``maxSignatureChecks`` key checks per bundle.
 public struct StreamingBundleVerifier: Verifier {
     /// The keys trusted; nil means the permissive policy.
     public let trust: TrustBundle?
+
+    /// The most signature checks (a signature against a key) one bundle may cost.
+    public static let maxSignatureChecks = 256
 
     /// Creates a verifier.
     public init(trust: TrustBundle?) { self.trust = trust }
@@ -115,7 +135,13 @@ public struct StreamingBundleVerifier: Verifier {
             async let hashed: Void = hashing.update(chunk)
             if archiveError == nil {  // after an archive error, keep hashing: a bad hash explains a bad archive
                 do {
-                    try chunk.withUnsafeBytes { try reader.consume($0) }
+                    if visitor != nil {
+                        // A visitor may write files (an extractor): blocking work goes to the pool.
+                        let box = ReaderBox(reader)
+                        try await BlockingIO.shared.run { try chunk.withUnsafeBytes { try box.reader.consume($0) } }
+                    } else {
+                        try chunk.withUnsafeBytes { try reader.consume($0) }
+                    }
                 } catch let error as ArchiveError {
                     archiveError = error
                 }
@@ -134,13 +160,7 @@ public struct StreamingBundleVerifier: Verifier {
     /// between them rather than in lock-step. The same checks and errors as
     /// ``verify(_:request:)``; the calling task waits without blocking the cooperative pool.
     public func verify(fileAt path: String, request: VerificationRequest) async throws -> VerifiedBundle {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<VerifiedBundle, any Error>) in
-            let thread = Thread {
-                continuation.resume(with: Result { try self.verifyBlocking(fileAt: path, request: request) })
-            }
-            thread.stackSize = 1 << 20
-            thread.start()
-        }
+        try await BlockingIO.shared.run { try self.verifyBlocking(fileAt: path, request: request) }
     }
 
     private func verifyBlocking(fileAt path: String, request: VerificationRequest) throws -> VerifiedBundle {
@@ -181,25 +201,33 @@ public struct StreamingBundleVerifier: Verifier {
         if request.requireManifest, inspector.manifestPath == nil {
             throw VerifyError(code: .verifyManifestMissing, reason: "no manifest.json at the root or one folder down")
         }
-        let verdict = try evaluate(request.signatures, digest: hasher.digest256, hash: hash, at: request.publishTime)
-        let paths = Set(inspector.entries.lazy.filter { $0.kind == .file }.map(\.path))
+        let publisher = request.publisher ?? inspector.manifest.flatMap(ManifestValidator.declaredPublisher(in:))
+        let verdict = try evaluate(
+            request.signatures, digest: hasher.digest256, hash: hash, at: request.publishTime, publisher: publisher)
         return VerifiedBundle(
-            hash: hash, size: size, manifestPath: inspector.manifestPath, manifest: inspector.manifest,
-            entries: inspector.entries, hasMainWasm: paths.contains("dist/main.wasm"), hasUIIndex: paths.contains("ui/index.html"),
-            signature: verdict)
+            hash: hash, size: size, layout: inspector.layout, manifest: inspector.manifest, entries: inspector.entries,
+            publisher: publisher, signature: verdict)
     }
 
-    /// Applies the policy to the signatures of a bundle with this digest and hash.
+    /// Applies the policy to the signatures of a bundle with this digest and hash, published by
+    /// `publisher` (nil when unknown: then only keys without a publisher restriction count).
     public func evaluate(
-        _ signatures: [DetachedSignature], digest: SHA256.Digest, hash: ContentHash, at time: Date
+        _ signatures: [DetachedSignature], digest: SHA256.Digest, hash: ContentHash, at time: Date, publisher: String? = nil
     ) throws(VerifyError) -> SignatureVerdict {
+        guard signatures.count <= SignatureFile.maxSignatures else {
+            throw VerifyError(
+                code: .signatureMalformed, reason: "more than \(SignatureFile.maxSignatures) signatures",
+                expected: "at most \(SignatureFile.maxSignatures)", actual: "\(signatures.count)")
+        }
         for signature in signatures { try Self.checkShape(signature) }
         guard let trust else { return .unverified }
         guard !signatures.isEmpty else {
             throw VerifyError(code: .signatureMissing, reason: "a trust bundle is configured and the bundle is unsigned")
         }
         var verified: [String] = []
+        var wrongPublisher: [String] = []
         var firstFailure: VerifyError?
+        var checks = 0
         for signature in signatures {
             let candidates: [TrustedKey]
             if let keyID = signature.keyID {
@@ -215,11 +243,21 @@ public struct StreamingBundleVerifier: Verifier {
             }
             var matched = false
             for trusted in candidates where trusted.key.algorithm == signature.algorithm {
+                checks += 1
+                guard checks <= Self.maxSignatureChecks else {
+                    throw VerifyError(
+                        code: .signatureMalformed, reason: "checking these signatures would take more than \(Self.maxSignatureChecks) key checks",
+                        expected: "at most \(Self.maxSignatureChecks)")
+                }
                 guard try trusted.key.isValid(signature: signature.signature, digest: digest, hash: hash) else { continue }
                 // A good signature by a revoked or out-of-window key fails the whole bundle.
                 try Self.checkStanding(trusted, at: time)
-                verified.append(trusted.key.keyID)
                 matched = true
+                if trusted.allows(publisher: publisher) {
+                    verified.append(trusted.key.keyID)
+                } else {
+                    wrongPublisher.append(trusted.key.keyID)
+                }
                 break
             }
             if !matched, firstFailure == nil {
@@ -229,7 +267,16 @@ public struct StreamingBundleVerifier: Verifier {
                     keyID: signature.keyID)
             }
         }
-        guard !verified.isEmpty else { throw firstFailure ?? VerifyError(code: .signatureInvalid, reason: "no signature verifies") }
+        guard !verified.isEmpty else {
+            if let keyID = wrongPublisher.first {
+                throw VerifyError(
+                    code: .signaturePublisherMismatch,
+                    reason: "the bundle is signed only by keys the trust bundle does not allow for its publisher",
+                    expected: publisher.map { "a key allowed for publisher '\(Printable.escape($0))'" } ?? "a key allowed for any publisher (the bundle names none)",
+                    actual: wrongPublisher.joined(separator: ", "), keyID: keyID)
+            }
+            throw firstFailure ?? VerifyError(code: .signatureInvalid, reason: "no signature verifies")
+        }
         return .verified(keyIDs: verified)
     }
 
@@ -258,6 +305,13 @@ public struct StreamingBundleVerifier: Verifier {
             throw VerifyError(code: .signatureKeyExpired, reason: "the signing key had expired at the publish time", keyID: keyID)
         }
     }
+}
+
+/// Carries the single-pass reader of one verification to the pool thread that feeds it; it is
+/// used by one thread at a time (each chunk is awaited before the next).
+private struct ReaderBox: @unchecked Sendable {
+    let reader: BundleReader
+    init(_ reader: BundleReader) { self.reader = reader }
 }
 
 /// The hash state of one verification. `update` calls never overlap: each is awaited before the

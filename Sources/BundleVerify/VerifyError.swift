@@ -25,7 +25,7 @@ public struct VerifyError: ExtBundlesError, Equatable {
     /// The reason with expected/actual and the key id.
     public var description: String {
         var text = reason
-        if let keyID { text += " (key \(keyID))" }
+        if let keyID { text += " (key \(Printable.escape(keyID)))" }
         if let expected, let actual { text += ": expected \(expected), got \(actual)" }
         return text
     }
@@ -55,6 +55,8 @@ extension ErrorCode {
     public static let signatureKeyRevoked: ErrorCode = "SIGNATURE_KEY_REVOKED"
     /// The signing key was not valid at the publish time (before `notBefore` or after `notAfter`).
     public static let signatureKeyExpired: ErrorCode = "SIGNATURE_KEY_EXPIRED"
+    /// Every verified signature is by a key the trust bundle restricts to other publishers.
+    public static let signaturePublisherMismatch: ErrorCode = "SIGNATURE_PUBLISHER_MISMATCH"
     /// A signature file, base64 text or DER structure is malformed.
     public static let signatureMalformed: ErrorCode = "SIGNATURE_MALFORMED"
     /// The signature algorithm is not supported (Alga's `x509`, `pgp`, ...).

@@ -27,10 +27,11 @@ public enum JSONValue: Sendable, Equatable {
         }
     }
 
-    /// The member `key` of an object (the first, if repeated), or nil.
+    /// The member `key` of an object (the last, if repeated, as JavaScript's `JSON.parse` keeps),
+    /// or nil. Keys are compared by their exact scalars, as JavaScript compares them.
     public subscript(key: String) -> JSONValue? {
         guard case .object(let members) = self else { return nil }
-        return members.first { $0.key == key }?.value
+        return members.last { $0.key.unicodeScalars.elementsEqual(key.unicodeScalars) }?.value
     }
 
     /// The string, if this is one.
@@ -52,19 +53,30 @@ public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertibl
 }
 
 /// A strict RFC 8259 parser with a nesting limit (so no input can exhaust the stack).
+///
+/// A key repeated in one object is read as JavaScript's `JSON.parse` reads it (which Alga and
+/// every browser use): the member keeps the position of its first occurrence and the value of
+/// its last. The repeated keys are reported by ``parseDocument(_:maxDepth:)``.
 public struct JSONReader {
     private let bytes: [UInt8]
     private let maxDepth: Int
     private var index = 0
+    private var path: [String] = []
+    private var duplicates: [String] = []
 
     /// Parses one document.
     public static func parse(_ bytes: [UInt8], maxDepth: Int = 64) throws(JSONParseError) -> JSONValue {
+        try parseDocument(bytes, maxDepth: maxDepth).value
+    }
+
+    /// Parses one document and lists the paths of repeated keys (`ui.entry`, `api.endpoints[0].path`).
+    public static func parseDocument(_ bytes: [UInt8], maxDepth: Int = 64) throws(JSONParseError) -> (value: JSONValue, duplicateKeys: [String]) {
         var reader = JSONReader(bytes: bytes, maxDepth: maxDepth)
         reader.skipWhitespace()
         let value = try reader.value(depth: 0)
         reader.skipWhitespace()
         guard reader.index == bytes.count else { throw reader.failure("Unexpected non-whitespace character after JSON") }
-        return value
+        return (value, reader.duplicates)
     }
 
     private init(bytes: [UInt8], maxDepth: Int) {
@@ -109,6 +121,8 @@ public struct JSONReader {
         guard depth <= maxDepth else { throw failure("JSON nests deeper than \(maxDepth) levels") }
         index += 1
         var members: [(key: String, value: JSONValue)] = []
+        // Exact scalars, not canonical equivalence: "é" and "e\u{301}" are two keys in JavaScript.
+        var positions: [[UInt32]: Int] = [:]
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
             index += 1
@@ -124,7 +138,17 @@ public struct JSONReader {
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw failure("Expected ':' after property name in JSON") }
             index += 1
             skipWhitespace()
-            members.append((key, try value(depth: depth)))
+            path.append(path.isEmpty ? key : "." + key)
+            let member = try value(depth: depth)
+            let scalars = key.unicodeScalars.map(\.value)
+            if let position = positions[scalars] {
+                duplicates.append(path.joined())
+                members[position].value = member
+            } else {
+                positions[scalars] = members.count
+                members.append((key, member))
+            }
+            path.removeLast()
             skipWhitespace()
             guard index < bytes.count else { throw failure("Unexpected end of JSON input") }
             if bytes[index] == UInt8(ascii: ",") {
@@ -148,7 +172,9 @@ public struct JSONReader {
         }
         while true {
             skipWhitespace()
+            path.append("[\(elements.count)]")
             elements.append(try value(depth: depth))
+            path.removeLast()
             skipWhitespace()
             guard index < bytes.count else { throw failure("Unexpected end of JSON input") }
             if bytes[index] == UInt8(ascii: ",") {

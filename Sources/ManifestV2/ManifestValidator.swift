@@ -120,17 +120,36 @@ public enum ManifestValidator {
     /// The HTTP methods an endpoint may use.
     public static let methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]
 
-    /// Validates manifest bytes: size, JSON, then the rules.
+    /// Validates manifest bytes: size, JSON, then the rules. A key repeated in an object reads as
+    /// JavaScript reads it (the last value wins, as in Alga); strict mode also reports each
+    /// repeated key as an issue (`<path>: duplicate key`).
     public static func validate(_ bytes: [UInt8], options: Options = .init()) -> ManifestValidation {
         guard bytes.count <= options.maxBytes else {
             return ManifestValidation(
                 issues: [ManifestIssue(path: "$", message: "Manifest is larger than \(options.maxBytes) bytes.")], manifest: nil)
         }
+        let document: (value: JSONValue, duplicateKeys: [String])
         do {
-            return validate(try JSONReader.parse(bytes, maxDepth: options.maxDepth), options: options)
+            document = try JSONReader.parseDocument(bytes, maxDepth: options.maxDepth)
         } catch {
             return ManifestValidation(issues: [ManifestIssue(path: "$", message: error.description)], manifest: nil)
         }
+        var result = validate(document.value, options: options)
+        if options.strict, !document.duplicateKeys.isEmpty {
+            result.issues += document.duplicateKeys.map { ManifestIssue(path: $0, message: "duplicate key") }
+            result.manifest = nil
+        }
+        return result
+    }
+
+    /// The `publisher` a manifest declares (trimmed, as validation reads it), or nil when the bytes
+    /// are not a JSON object with a non-empty string `publisher`. Used to judge signatures by
+    /// publisher before (or without) a full validation.
+    public static func declaredPublisher(in bytes: [UInt8]) -> String? {
+        guard bytes.count <= Options().maxBytes, let json = try? JSONReader.parse(bytes),
+            let publisher = json["publisher"]?.string?.trimmed, !publisher.isEmpty
+        else { return nil }
+        return publisher
     }
 
     /// Validates a parsed document.
@@ -332,10 +351,10 @@ public enum ManifestValidator {
             issues.append(ManifestIssue(
                 path: "capabilities[\(index)]", message: "capability '\(capability)' must use the 'cap:' prefix (it would be dropped at install)"))
         }
-        var seen: Set<String> = []
+        var seen: Set<[UInt8]> = []
         for (index, endpoint) in endpoints.enumerated() {
             let signature = endpoint.method + " " + endpoint.path
-            if !seen.insert(signature).inserted {
+            if !seen.insert(Array(signature.utf8)).inserted {
                 issues.append(ManifestIssue(path: "api.endpoints[\(index)]", message: "endpoint '\(signature)' is declared more than once"))
             }
         }
@@ -359,7 +378,7 @@ public enum ManifestValidator {
     /// The endpoint path as stored: sanitised, with a leading `/`.
     public static func normalizedEndpointPath(_ path: String) -> String {
         let sanitized = sanitizePath(path)
-        return sanitized.hasPrefix("/") ? sanitized : "/" + sanitized
+        return sanitized.utf8.first == UInt8(ascii: "/") ? sanitized : "/" + sanitized
     }
 
     /// `^\d+\.\d+\.\d+(-[A-Za-z0-9.-]+)?(\+[A-Za-z0-9.-]+)?$`.
@@ -426,16 +445,42 @@ public enum ManifestValidator {
 
     /// Resolves `X.Y.*` against existing versions (reference 3.4): `X.Y.(max patch + 1)` over the
     /// versions that are exactly `X.Y.N`, or `X.Y.0` when there are none. Other versions come back
-    /// unchanged.
+    /// unchanged. Patches are compared and incremented as decimal digit strings, so no patch
+    /// number, however long, can overflow (`1.2.9223372036854775807` is followed by
+    /// `1.2.9223372036854775808`).
     public static func resolveWildcard(_ version: String, existing: [String]) -> String {
         guard isWildcard(version) else { return version }
-        let prefix = String(version.dropLast())  // "X.Y."
-        var maxPatch: Int?
-        for candidate in existing where candidate.hasPrefix(prefix) {
-            let patch = candidate.dropFirst(prefix.count)
-            if !patch.isEmpty, patch.allSatisfy(\.isASCIIDigit), let value = Int(patch) { maxPatch = max(maxPatch ?? -1, value) }
+        let prefix = Array(version.utf8.dropLast())  // "X.Y."
+        var maxPatch: [UInt8]?
+        for candidate in existing where candidate.utf8.starts(with: prefix) {
+            let digits = Array(candidate.utf8.dropFirst(prefix.count))
+            guard !digits.isEmpty, digits.allSatisfy(isDigit) else { continue }
+            let patch = Array(digits.drop { $0 == UInt8(ascii: "0") })  // 007 is 7, as parseInt reads it
+            if let current = maxPatch, !isLarger(patch, than: current) { continue }
+            maxPatch = patch
         }
-        return prefix + String(maxPatch.map { $0 + 1 } ?? 0)
+        return String(decoding: prefix, as: UTF8.self) + (maxPatch.map(increment) ?? "0")
+    }
+
+    /// Compares digit strings without leading zeros by value.
+    private static func isLarger(_ lhs: [UInt8], than rhs: [UInt8]) -> Bool {
+        lhs.count != rhs.count ? lhs.count > rhs.count : lhs.lexicographicallyPrecedes(rhs) == false && lhs != rhs
+    }
+
+    /// A digit string (without leading zeros, empty for 0) plus one.
+    private static func increment(_ digits: [UInt8]) -> String {
+        var result = digits
+        var index = result.count - 1
+        while index >= 0 {
+            if result[index] == UInt8(ascii: "9") {
+                result[index] = UInt8(ascii: "0")
+                index -= 1
+            } else {
+                result[index] += 1
+                return String(decoding: result, as: UTF8.self)
+            }
+        }
+        return "1" + String(decoding: result, as: UTF8.self)
     }
 }
 
