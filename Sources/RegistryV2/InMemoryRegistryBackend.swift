@@ -10,17 +10,26 @@ public actor InMemoryRegistryBackend: RegistryBackend {
     private var installsByKey: [InstallKey: InstallRecord] = [:]
     private var configs: [String: InstallConfigRecord] = [:]
 
+    /// Tenant and extension by their bytes.
     private struct InstallKey: Hashable {
-        var tenantID: String
-        var extensionID: String
+        var tenantID: [UInt8]
+        var extensionID: [UInt8]
+
+        init(tenantID: String, extensionID: String) {
+            self.tenantID = Array(tenantID.utf8)
+            self.extensionID = Array(extensionID.utf8)
+        }
     }
 
     /// Creates an empty registry.
     public init() {}
 
-    public func ensureExtension(publisher: String, name: String, now: Date) -> ExtensionRecord {
+    public func ensureExtension(publisher: String, name: String, now: Date) throws -> ExtensionRecord {
         if let existing = find(publisher: publisher, name: name) { return existing }
         let record = ExtensionRecord(publisher: publisher, name: name, createdAt: now)
+        if let other = extensionsByID.values.first(where: { Self.same($0.slug, record.slug) }) {
+            throw RegistryError.conflict("slug", key: other.slug)
+        }
         extensionsByID[record.id] = record
         return record
     }
@@ -30,7 +39,7 @@ public actor InMemoryRegistryBackend: RegistryBackend {
     public func extensionRecord(publisher: String, name: String) -> ExtensionRecord? { find(publisher: publisher, name: name) }
 
     public func extensions(slug: String) -> [ExtensionRecord] {
-        extensionsByID.values.filter { $0.slug == slug }.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+        extensionsByID.values.filter { Self.same($0.slug, slug) }.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
     }
 
     public func extensions() -> [ExtensionRecord] {
@@ -40,7 +49,7 @@ public actor InMemoryRegistryBackend: RegistryBackend {
     public func insertVersion(_ version: VersionRecord, bundle: BundleRecord) throws {
         guard extensionsByID[version.extensionID] != nil else { throw RegistryError.notFound("extension", key: version.extensionID) }
         guard versionsByID[version.id] == nil,
-            !versionsByID.values.contains(where: { $0.extensionID == version.extensionID && $0.version == version.version })
+            !versionsByID.values.contains(where: { $0.extensionID == version.extensionID && Self.same($0.version, version.version) })
         else {
             throw RegistryError.conflict("version", key: "\(version.extensionID)@\(version.version)")
         }
@@ -54,7 +63,7 @@ public actor InMemoryRegistryBackend: RegistryBackend {
     public func version(id: String) -> VersionRecord? { versionsByID[id] }
 
     public func version(extensionID: String, version: String) -> VersionRecord? {
-        versionsByID.values.first { $0.extensionID == extensionID && $0.version == version }
+        versionsByID.values.first { $0.extensionID == extensionID && Self.same($0.version, version) }
     }
 
     public func versions(extensionID: String) -> [VersionRecord] {
@@ -91,7 +100,7 @@ public actor InMemoryRegistryBackend: RegistryBackend {
     }
 
     public func installs(tenantID: String?) -> [InstallRecord] {
-        installsByKey.values.filter { tenantID == nil || $0.tenantID == tenantID }
+        installsByKey.values.filter { tenantID == nil || Self.same($0.tenantID, tenantID!) }
             .sorted { ($0.tenantID, $0.extensionID) < ($1.tenantID, $1.extensionID) }
     }
 
@@ -116,6 +125,9 @@ public actor InMemoryRegistryBackend: RegistryBackend {
     public func installConfig(installID: String) -> InstallConfigRecord? { configs[installID] }
 
     private func find(publisher: String, name: String) -> ExtensionRecord? {
-        extensionsByID.values.first { $0.publisher == publisher && $0.name == name }
+        extensionsByID.values.first { Self.same($0.publisher, publisher) && Self.same($0.name, name) }
     }
+
+    /// Byte equality, as a database compares text (not Swift's canonical equivalence).
+    private static func same(_ lhs: String, _ rhs: String) -> Bool { lhs.utf8.elementsEqual(rhs.utf8) }
 }

@@ -14,6 +14,12 @@ public import Foundation
 /// - **Immutability.** No operation changes or deletes a version or bundle.
 /// - **Find-or-create.** ``ensureExtension(publisher:name:now:)`` returns the one record for a
 ///   publisher and name, creating it if missing, without a duplicate under concurrent callers.
+/// - **Slugs.** A new extension whose slug (``ExtensionRecord/slug``, compared as bytes) is
+///   already another extension's is refused with `REGISTRY_CONFLICT` (constraint `slug`), so
+///   publisher `ACME` cannot take `acme.pay` from publisher `acme`; also under concurrent
+///   callers exactly one of two colliding extensions is created.
+/// - **Identity is bytes.** Publishers, names, tenants, ids and version strings match when their
+///   bytes are equal (not by Unicode canonical equivalence), as in a database.
 /// - **Installs.** ``saveInstall(_:config:)`` creates or replaces the install of
 ///   `(tenantID, extensionID)` and its configuration in one transaction; a replaced install keeps
 ///   its `id` and `createdAt`. The extension and version it names must exist (`REGISTRY_NOT_FOUND`).
@@ -60,9 +66,44 @@ public protocol RegistryBackend: Sendable {
     func deleteInstall(tenantID: String, extensionID: String) async throws -> Bool
     /// The configuration of an install.
     func installConfig(installID: String) async throws -> InstallConfigRecord?
+
+    /// A tenant's install of an extension with its extension, version and the version's latest
+    /// bundle, in one read where the backend can (the runner's hot path); nil when there is no
+    /// such install.
+    func resolveInstall(tenantID: String, extensionID: String) async throws -> ResolvedInstallRecord?
+}
+
+/// What ``RegistryBackend/resolveInstall(tenantID:extensionID:)`` reads.
+public struct ResolvedInstallRecord: Sendable, Equatable {
+    /// The extension.
+    public var `extension`: ExtensionRecord
+    /// The install.
+    public var install: InstallRecord
+    /// The installed version, if it still exists.
+    public var version: VersionRecord?
+    /// The version's latest bundle, if any.
+    public var bundle: BundleRecord?
+
+    /// Creates a record.
+    public init(extension: ExtensionRecord, install: InstallRecord, version: VersionRecord?, bundle: BundleRecord?) {
+        self.extension = `extension`
+        self.install = install
+        self.version = version
+        self.bundle = bundle
+    }
 }
 
 extension RegistryBackend {
+    /// Composed from the other reads (backends with joins override it).
+    public func resolveInstall(tenantID: String, extensionID: String) async throws -> ResolvedInstallRecord? {
+        guard let record = try await extensionRecord(id: extensionID),
+            let install = try await install(tenantID: tenantID, extensionID: extensionID)
+        else { return nil }
+        return ResolvedInstallRecord(
+            extension: record, install: install, version: try await version(id: install.versionID),
+            bundle: try await latestBundle(versionID: install.versionID))
+    }
+
     /// The latest bundle of a version (Alga's choice: `createdAt` descending, content hash descending).
     public func latestBundle(versionID: String) async throws -> BundleRecord? {
         try await bundles(versionID: versionID).first

@@ -157,6 +157,16 @@ public final class SQLiteRegistryBackend: RegistryBackend, Sendable {
     public func ensureExtension(publisher: String, name: String, now: Date) async throws -> ExtensionRecord {
         try await write { db in
             let candidate = ExtensionRecord(publisher: publisher, name: name, createdAt: now)
+            if let existing = try Row.fetchOne(
+                db, sql: "SELECT * FROM extension_registry WHERE publisher = ? AND name = ?", arguments: [publisher, name])
+            {
+                return try Self.extensionRecord(existing)
+            }
+            // The write transaction is IMMEDIATE, so no other writer can take the slug between
+            // this check and the insert.
+            if let other = try String.fetchOne(db, sql: "SELECT slug FROM extension_registry WHERE slug = ? LIMIT 1", arguments: [candidate.slug]) {
+                throw RegistryError.conflict("slug", key: other)
+            }
             try db.execute(
                 sql: """
                     INSERT INTO extension_registry (id, publisher, name, slug, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
@@ -165,7 +175,7 @@ public final class SQLiteRegistryBackend: RegistryBackend, Sendable {
                 arguments: [candidate.id, publisher, name, candidate.slug, now.timeIntervalSince1970, now.timeIntervalSince1970])
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM extension_registry WHERE publisher = ? AND name = ?", arguments: [publisher, name])
             else { throw RegistryError.notFound("extension", key: "\(publisher).\(name)") }
-            return Self.extensionRecord(row)
+            return try Self.extensionRecord(row)
         }
     }
 
@@ -291,8 +301,8 @@ public final class SQLiteRegistryBackend: RegistryBackend, Sendable {
                 db, sql: "SELECT id, created_at FROM tenant_extension_install WHERE tenant_id = ? AND registry_id = ?",
                 arguments: [install.tenantID, install.extensionID])
             {
-                stored.id = existing["id"]
-                stored.createdAt = Date(timeIntervalSince1970: existing["created_at"])
+                stored.id = try existing.decode(forColumn: "id")
+                stored.createdAt = try Self.date(existing, "created_at")
                 try db.execute(
                     sql: """
                         UPDATE tenant_extension_install SET version_id = ?, granted_caps = ?, config = ?, is_enabled = ?, status = ?,
@@ -369,12 +379,29 @@ public final class SQLiteRegistryBackend: RegistryBackend, Sendable {
 
     public func installConfig(installID: String) async throws -> InstallConfigRecord? {
         try await read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM tenant_extension_install_config WHERE install_id = ?", arguments: [installID]).map {
-                InstallConfigRecord(
-                    installID: $0["install_id"], tenantID: $0["tenant_id"], config: Self.decode($0["config"], default: [:]),
-                    providers: Self.decode($0["providers"], default: []), version: $0["version"],
-                    updatedAt: Date(timeIntervalSince1970: $0["updated_at"]))
+            try Row.fetchOne(db, sql: "SELECT * FROM tenant_extension_install_config WHERE install_id = ?", arguments: [installID]).map { row in
+                try InstallConfigRecord(
+                    installID: row.decode(forColumn: "install_id"), tenantID: row.decode(forColumn: "tenant_id"),
+                    config: Self.decode(row.decode(forColumn: "config"), default: [:]), providers: Self.decode(row.decode(forColumn: "providers"), default: []),
+                    version: row.decode(forColumn: "version"), updatedAt: Self.date(row, "updated_at"))
             }
+        }
+    }
+
+    /// One read: the install joined with its extension, its version and the version's latest
+    /// bundle (a prepared statement, cached per connection).
+    public func resolveInstall(tenantID: String, extensionID: String) async throws -> ResolvedInstallRecord? {
+        try await read { db in
+            let installRow = try db.cachedStatement(sql: "SELECT * FROM tenant_extension_install WHERE tenant_id = ? AND registry_id = ?")
+            guard let install = try Row.fetchOne(installRow, arguments: [tenantID, extensionID]).map(Self.installRecord) else { return nil }
+            let extensionRow = try db.cachedStatement(sql: "SELECT * FROM extension_registry WHERE id = ?")
+            guard let record = try Row.fetchOne(extensionRow, arguments: [extensionID]).map(Self.extensionRecord) else { return nil }
+            let versionRow = try db.cachedStatement(sql: "SELECT * FROM extension_version WHERE id = ?")
+            let version = try Row.fetchOne(versionRow, arguments: [install.versionID]).map(Self.versionRecord)
+            let bundleRow = try db.cachedStatement(
+                sql: "SELECT * FROM extension_bundle WHERE version_id = ? ORDER BY created_at DESC, content_hash DESC LIMIT 1")
+            let bundle = try Row.fetchOne(bundleRow, arguments: [install.versionID]).map(Self.bundleRecord)
+            return ResolvedInstallRecord(extension: record, install: install, version: version, bundle: bundle)
         }
     }
 
@@ -438,31 +465,42 @@ public final class SQLiteRegistryBackend: RegistryBackend, Sendable {
         }
     }
 
-    private static func extensionRecord(_ row: Row) -> ExtensionRecord {
+    private static func extensionRecord(_ row: Row) throws -> ExtensionRecord {
         ExtensionRecord(
-            id: row["id"], publisher: row["publisher"], name: row["name"], displayName: row["display_name"], description: row["description"],
-            createdAt: Date(timeIntervalSince1970: row["created_at"]), updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
+            id: try row.decode(forColumn: "id"), publisher: try row.decode(forColumn: "publisher"),
+            name: try row.decode(forColumn: "name"), displayName: try row.decode(forColumn: "display_name"),
+            description: try row.decode(forColumn: "description"), createdAt: try date(row, "created_at"),
+            updatedAt: try date(row, "updated_at"))
     }
 
     private static func versionRecord(_ row: Row) throws -> VersionRecord {
         try VersionRecord(
-            id: row["id"], extensionID: row["registry_id"], version: row["version"], runtime: row["runtime"], mainEntry: row["main_entry"],
-            ui: decode(row["ui"], default: nil as UIRecord?), endpoints: decode(row["api_endpoints"], default: []),
-            capabilities: decode(row["capabilities"], default: []), contentHash: hash(row["content_hash"]), size: row["size_bytes"],
-            signerKeyIDs: decode(row["signer_key_ids"], default: []), publishedAt: Date(timeIntervalSince1970: row["created_at"]))
+            id: row.decode(forColumn: "id"), extensionID: row.decode(forColumn: "registry_id"), version: row.decode(forColumn: "version"),
+            runtime: row.decode(forColumn: "runtime"), mainEntry: row.decode(forColumn: "main_entry"),
+            ui: decode(row.decode(forColumn: "ui"), default: nil as UIRecord?), endpoints: decode(row.decode(forColumn: "api_endpoints"), default: []),
+            capabilities: decode(row.decode(forColumn: "capabilities"), default: []), contentHash: hash(row.decode(forColumn: "content_hash")),
+            size: row.decode(forColumn: "size_bytes"), signerKeyIDs: decode(row.decode(forColumn: "signer_key_ids"), default: []),
+            publishedAt: date(row, "created_at"))
     }
 
     private static func bundleRecord(_ row: Row) throws -> BundleRecord {
         try BundleRecord(
-            id: row["id"], versionID: row["version_id"], contentHash: hash(row["content_hash"]), size: row["size_bytes"] ?? 0,
-            signature: row["signature"], storageKey: row["storage_key"], createdAt: Date(timeIntervalSince1970: row["created_at"]))
+            id: row.decode(forColumn: "id"), versionID: row.decode(forColumn: "version_id"), contentHash: hash(row.decode(forColumn: "content_hash")),
+            size: row.decode(Int64?.self, forColumn: "size_bytes") ?? 0, signature: row.decode(forColumn: "signature"),
+            storageKey: row.decode(forColumn: "storage_key"), createdAt: date(row, "created_at"))
     }
 
-    private static func installRecord(_ row: Row) -> InstallRecord {
-        InstallRecord(
-            id: row["id"], tenantID: row["tenant_id"], extensionID: row["registry_id"], versionID: row["version_id"],
-            isEnabled: row["is_enabled"], status: InstallStatus(rawValue: row["status"]) ?? .pending,
-            grantedCapabilities: decode(row["granted_caps"], default: []), config: decode(row["config"], default: [:]),
-            createdAt: Date(timeIntervalSince1970: row["created_at"]), updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
+    private static func installRecord(_ row: Row) throws -> InstallRecord {
+        try InstallRecord(
+            id: row.decode(forColumn: "id"), tenantID: row.decode(forColumn: "tenant_id"), extensionID: row.decode(forColumn: "registry_id"),
+            versionID: row.decode(forColumn: "version_id"), isEnabled: row.decode(forColumn: "is_enabled"),
+            status: InstallStatus(rawValue: row.decode(forColumn: "status")) ?? .pending,
+            grantedCapabilities: decode(row.decode(forColumn: "granted_caps"), default: []), config: decode(row.decode(forColumn: "config"), default: [:]),
+            createdAt: date(row, "created_at"), updatedAt: date(row, "updated_at"))
+    }
+
+    /// A REAL column of seconds since 1970 (a row that holds anything else is an error, not a crash).
+    private static func date(_ row: Row, _ column: String) throws -> Date {
+        Date(timeIntervalSince1970: try row.decode(Double.self, forColumn: column))
     }
 }
