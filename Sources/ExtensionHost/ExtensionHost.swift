@@ -141,9 +141,13 @@ extension ExtensionHost {
         guard number <= Double(configuration.maxBundleBytes) else {
             throw .badRequest("size exceeds maximum of \(configuration.maxBundleBytes) bytes", why: "size_exceeds_cap")
         }
-        let size = Int64(number.rounded(.down))
+        // Below the cap, so it fits an Int64.
+        let size = Int64(exactly: number.rounded(.down)) ?? configuration.maxBundleBytes
         let declared = try validateDeclaredHash(request.declaredHash, why: "declared_hash_invalid")
-        if let lengthText = request.contentLength, let length = Int64(lengthText.trimmingCharacters(in: .whitespaces)), length != size {
+        // A numeric content-length (as JavaScript's Number reads it, any size) must equal size.
+        if let lengthText = request.contentLength?.trimmingCharacters(in: .whitespaces), !lengthText.isEmpty,
+            let length = Double(lengthText), length.isFinite, length != Double(size)
+        {
             throw .badRequest("content-length header does not match size param", why: "content_length_mismatch")
         }
         return (size, declared)
@@ -188,7 +192,7 @@ extension ExtensionHost {
 
     static func bareHex(_ prefixed: String?) -> String {
         guard let prefixed else { return "" }
-        return prefixed.hasPrefix(ContentHash.algorithmPrefix) ? String(prefixed.dropFirst(ContentHash.algorithmPrefix.count)) : prefixed
+        return (try? ContentHash(parsing: prefixed).hex) ?? prefixed
     }
 }
 
@@ -216,7 +220,7 @@ extension ExtensionHost {
     /// deleted here. A missing staging object counts as deleted.
     public func abort(key: String?, reason: String? = nil) async throws(HostError) -> AbortResult {
         guard let key, !key.isEmpty else { throw .badRequest("Missing or invalid 'key' (string required)") }
-        if case .contentAddressed = store.configuration.layout, !key.hasPrefix(store.bundlePrefix) {
+        if case .contentAddressed = store.configuration.layout, !store.isUnderBundlePrefix(key) {
             throw .badRequest("Invalid key: must start with '\(store.bundlePrefix)'")
         }
         do {
@@ -228,6 +232,103 @@ extension ExtensionHost {
             throw .badRequest("Invalid key: \(error.reason)")
         } catch {
             throw HostError(.internalError, status: 500, "Failed to abort extension bundle upload.", underlying: String(reflecting: error))
+        }
+    }
+}
+
+// MARK: - Resumable upload sessions
+
+/// Where a resumable upload stands.
+public struct UploadSessionStatus: Sendable, Equatable, Codable {
+    /// The session id.
+    public var uploadId: String
+    /// The bytes received so far, in one run from 0: the next append starts here.
+    public var offset: Int64
+    /// The cap the whole upload must stay under.
+    public var maxBytes: Int64
+}
+
+extension ExtensionHost {
+    /// Starts a resumable upload session (a staging area that takes the bundle in pieces).
+    public func createUpload() async throws(HostError) -> UploadSessionStatus {
+        do {
+            let id = try await store.createUpload()
+            return UploadSessionStatus(uploadId: id, offset: 0, maxBytes: configuration.maxBundleBytes)
+        } catch {
+            throw HostError(.s3PutFailed, status: 500, "Failed to start the upload", underlying: String(reflecting: error))
+        }
+    }
+
+    /// Appends a piece at `offset` (which must be the session's current offset). An append that
+    /// would take the upload past the bundle cap is 413 `BUNDLE_TOO_LARGE`, as the upload proxy
+    /// and finalize answer, and the whole session is deleted.
+    public func appendUpload(_ uploadID: String, offset: Int64, body: ByteStream, length: Int64? = nil) async throws(HostError)
+        -> UploadSessionStatus
+    {
+        do {
+            let next = try await store.append(uploadID: uploadID, offset: offset, body: body, length: length)
+            return UploadSessionStatus(uploadId: uploadID, offset: next, maxBytes: configuration.maxBundleBytes)
+        } catch {
+            throw sessionError(error, uploadID)
+        }
+    }
+
+    /// The session's current offset.
+    public func uploadStatus(_ uploadID: String) async throws(HostError) -> UploadSessionStatus {
+        do {
+            return UploadSessionStatus(
+                uploadId: uploadID, offset: try await store.status(uploadID: uploadID), maxBytes: configuration.maxBundleBytes)
+        } catch {
+            throw sessionError(error, uploadID)
+        }
+    }
+
+    /// Assembles the pieces into a staging object ready for ``finalize(_:)``, checking the
+    /// expected size and hash.
+    public func commitUpload(_ uploadID: String, filename: String, size: Int64? = nil, declaredHash: String? = nil) async throws(HostError)
+        -> UploadResult
+    {
+        let declared = try validateDeclaredHash(declaredHash, why: "declared_hash_invalid")
+        do {
+            let staged = try await store.commit(uploadID: uploadID, expectedSize: size, expectedHash: declared)
+            return UploadResult(key: staged.key, filename: filename, size: staged.size, declaredHash: declared?.hex, contentHash: staged.hash)
+        } catch {
+            throw sessionError(error, uploadID)
+        }
+    }
+
+    /// Deletes a session and everything uploaded to it.
+    public func abortUpload(_ uploadID: String) async throws(HostError) {
+        do {
+            try await store.abort(uploadID: uploadID)
+        } catch {
+            throw sessionError(error, uploadID)
+        }
+    }
+
+    func sessionError(_ error: any Error, _ uploadID: String) -> HostError {
+        guard let error = error as? StoreError else {
+            return HostError(.internalError, status: 500, "The upload failed", underlying: String(reflecting: error))
+        }
+        switch error.code {
+        case .storeTooLarge:
+            return tooLarge(actual: error.actual.flatMap { Int64($0.prefix { $0.isNumber }) })
+        case .storeUploadNotFound:
+            return HostError(.uploadNotFound, status: 404, "Upload session not found", details: ["uploadId": uploadID])
+        case .storeUploadOffset:
+            return HostError(
+                .uploadOffsetMismatch, status: 409, "The piece does not start at the upload's current offset",
+                details: ["expected": error.expected ?? "", "actual": error.actual ?? ""])
+        case .storeSizeMismatch:
+            return HostError(
+                .sizeMismatch, status: 400, "size does not match the uploaded bundle",
+                details: ["declared": error.expected ?? "", "actual": error.actual ?? ""])
+        case .storeHashMismatch:
+            return HostError(
+                .hashMismatch, status: 400, "Declared hash does not match computed content hash",
+                details: ["declared": Self.bareHex(error.expected), "computed": Self.bareHex(error.actual)])
+        default:
+            return HostError(.s3PutFailed, status: 500, "Failed to store upload", underlying: error.debugDescription)
         }
     }
 }

@@ -51,24 +51,39 @@ public struct FinalizeRequest: Sendable, Equatable, Codable {
         self.signatures = signatures
     }
 
+    /// The largest finalize body read, in bytes (4 MiB: a 1 MiB manifest, escaped, and signatures).
+    public static let maxBodyBytes = 4 << 20
+
     /// Parses a JSON body with Alga's route-level messages (`Invalid JSON body`,
-    /// `Body must be a JSON object`, `size must be a positive number`).
+    /// `Body must be a JSON object`, `size must be a positive number`,
+    /// `declaredHash must be 64-char lowercase hex sha256`). It is read as JavaScript's
+    /// `JSON.parse` reads it, as Alga does (a repeated key: the last one wins).
     public static func parse(_ body: [UInt8]) throws(HostError) -> FinalizeRequest {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed]) else {
-            throw .badRequest("Invalid JSON body")
+        guard body.count <= maxBodyBytes else {
+            throw HostError(
+                .badRequest, status: 413, "Request body too large", details: ["limit": String(maxBodyBytes), "actual": String(body.count)])
         }
-        guard let fields = object as? [String: Any] else { throw .badRequest("Body must be a JSON object") }
-        var request = FinalizeRequest(key: fields["key"] as? String)
-        if let size = fields["size"], !(size is NSNull) {
-            guard let number = (size as? NSNumber)?.doubleValue, !(size is String), number.isFinite, number > 0 else {
-                throw .badRequest("size must be a positive number")
-            }
-            request.size = number > Double(Int64.max) ? Int64.max : Int64(number.rounded(.down))
+        guard let json = try? JSONReader.parse(body) else { throw .badRequest("Invalid JSON body") }
+        guard case .object = json else { throw .badRequest("Body must be a JSON object") }
+        var request = FinalizeRequest(key: json["key"]?.string)
+        switch json["size"] {
+        case nil, .null?:
+            break
+        case .number(let text)?:
+            guard let number = Double(text), number.isFinite, number > 0 else { throw .badRequest("size must be a positive number") }
+            // Anything at or past 2^63 is over every cap; the cap check refuses it by name.
+            request.size = number >= 9.223_372_036_854_775_807e18 ? .max : Int64(number.rounded(.down))
+        default:
+            throw .badRequest("size must be a positive number")
         }
-        request.declaredHash = fields["declaredHash"] as? String
-        request.manifestJson = fields["manifestJson"] as? String
-        if let signature = fields["signature"] as? [String: Any] {
-            request.signature = SignatureField(text: signature["text"] as? String, algorithm: signature["algorithm"] as? String)
+        switch json["declaredHash"] {
+        case nil, .null?: break
+        case .string(let text)?: request.declaredHash = text
+        default: throw .badRequest("declaredHash must be 64-char lowercase hex sha256")
+        }
+        request.manifestJson = json["manifestJson"]?.string
+        if let signature = json["signature"], case .object = signature {
+            request.signature = SignatureField(text: signature["text"]?.string, algorithm: signature["algorithm"]?.string)
         }
         return request
     }
@@ -107,24 +122,55 @@ public struct FinalizeResult: Sendable, Equatable, Codable {
 
 extension ExtensionHost {
     /// Turns a staging object into an immutable, verified, registered version (reference 4.6),
-    /// in this order: find the staging object; verify it in one pass (hash, declared hash and
-    /// size, size cap, signature policy, manifest from the archive unless `manifestJson` is given);
-    /// validate the manifest; resolve a wildcard version; refuse an existing version (409, also
-    /// for identical bytes); copy create-only to the canonical key and check it; store
-    /// `manifest.json` beside it; write the version and bundle rows; delete the staging object.
+    /// in stages: check the request; open the staging object; verify it in one pass (hash,
+    /// declared hash and size, size cap, archive, signature policy for the manifest's publisher,
+    /// manifest from the archive unless `manifestJson` is given); validate the manifest; resolve
+    /// the version and refuse an existing one (409, also for identical bytes); store the bundle
+    /// at its canonical key once (a create-only copy pinned to the ETag it was verified under,
+    /// then `manifest.json` and `bundle.sig` beside it); register the version, re-resolving a
+    /// wildcard that another publish took first; delete the staging object.
     ///
     /// The store is written before the registry, so a version never names a missing object; the
     /// staging object is kept until the registry write succeeds, so a finalize interrupted at any
-    /// step can be retried and completes (an object already at the canonical key is accepted after
-    /// re-hashing it).
+    /// stage can be retried and completes (an object already at the canonical key is accepted
+    /// after re-hashing it).
     public func finalize(_ request: FinalizeRequest) async throws(HostError) -> FinalizeResult {
-        // Route-level checks.
+        let checked = try check(request)
+        let staged = try await openStaged(checked.key)
+        let verified = try await verify(staged, checked)
+        let manifest = try validateManifest(checked, verified)
+        let record = try await ensureExtension(manifest)
+        let version = try await resolveNewVersion(manifest.manifest.version, extensionID: record.id)
+        try await storeCanonical(staged: checked.key, etag: staged.info.etag, verified: verified, manifest: manifest, signatures: checked.signatures)
+        let registered = try await register(
+            version: version, manifest: manifest, extension: record, verified: verified, signatures: checked.signatures,
+            publishTime: checked.publishTime)
+        // The version is registered; the staging object is no longer needed.
+        try? await store.deleteStaged(checked.key)
+        return FinalizeResult(
+            extension: .init(id: record.id, name: record.name, publisher: record.publisher),
+            version: .init(id: registered.id, version: registered.version), contentHash: verified.hash.hex,
+            canonicalKey: store.bundleKey(for: verified.hash))
+    }
+
+    /// A finalize request that passed the route-level checks.
+    struct CheckedFinalize {
+        var key: String
+        var size: Int64?
+        var declaredHash: ContentHash?
+        var signatures: [DetachedSignature]
+        var suppliedManifest: [UInt8]?
+        var publishTime: Date
+    }
+
+    /// Stage 1: the route's checks, with Alga's messages (reference 4.6).
+    func check(_ request: FinalizeRequest) throws(HostError) -> CheckedFinalize {
         guard let key = request.key, !key.isEmpty else { throw .badRequest("key is required") }
-        if case .contentAddressed = store.configuration.layout, !key.hasPrefix(store.bundlePrefix) {
+        if case .contentAddressed = store.configuration.layout, !store.isUnderBundlePrefix(key) {
             throw .badRequest("key must start with \"\(store.bundlePrefix)\"")
         }
-        guard key.contains("/_staging/"), key.hasSuffix("/bundle.tar.zst"), key.hasPrefix(store.stagingPrefix), !key.contains("..") else {
-            throw .badRequest("invalid staging key (expected \(store.stagingPrefix)<id>/bundle.tar.zst)")
+        guard store.isStagingKey(key) else {
+            throw .badRequest("invalid staging key (expected tenants/<tenant>/_staging/<id>/bundle.tar.zst)")
         }
         if let size = request.size {
             guard size > 0 else { throw .badRequest("size must be a positive number") }
@@ -141,112 +187,53 @@ extension ExtensionHost {
                 throw Self.signatureError(error)
             }
         }
-        let suppliedManifest = request.manifestJson.flatMap { $0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ? nil : $0 }
-        let publishTime = now()
+        guard signatures.count <= SignatureFile.maxSignatures else {
+            throw Self.signatureError(VerifyError(
+                code: .signatureMalformed, reason: "more than \(SignatureFile.maxSignatures) signatures",
+                expected: "at most \(SignatureFile.maxSignatures)", actual: "\(signatures.count)"))
+        }
+        let supplied = request.manifestJson.flatMap { $0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ? nil : Array($0.utf8) }
+        return CheckedFinalize(
+            key: key, size: request.size, declaredHash: declared, signatures: signatures, suppliedManifest: supplied, publishTime: now())
+    }
 
-        // 1. The staging object.
+    /// Stage 2: the staging object (Alga's HEAD then GET), refused before any byte is read when
+    /// it is over the cap.
+    func openStaged(_ key: String) async throws(HostError) -> ObjectBody {
         let info: ObjectInfo?
         do {
-            info = try await store.objects.head(key)
+            info = try await store.stagedInfo(key)
         } catch {
             throw HostError(.s3HeadFailed, status: 500, "Failed to read the staging object", underlying: String(reflecting: error))
         }
         guard let info else { throw HostError(.stagingNotFound, status: 400, "Uploaded staging object not found in storage") }
-        guard info.size <= configuration.maxBundleBytes else { throw tooLarge(actual: info.size) }
-
-        // 2. One pass: hash, size, cap, archive, manifest, signatures.
-        let (verified, stagedETag) = try await verifyStaged(
-            key: key,
-            request: VerificationRequest(
-                expectedHash: declared, declaredSize: request.size, limits: limits, signatures: signatures, publishTime: publishTime,
-                requireManifest: suppliedManifest == nil))
-
-        // 3. The manifest.
-        let manifestBytes = suppliedManifest.map { Array($0.utf8) } ?? verified.manifest ?? []
-        let validation = ManifestValidator.validate(manifestBytes, options: .init(strict: configuration.strictManifests))
-        guard let manifest = validation.manifest, validation.isValid else {
-            throw HostError(.invalidManifest, status: 400, "Manifest validation failed", issues: validation.issues)
-        }
-        guard let publisher = manifest.publisher, !publisher.isEmpty else {
-            // Alga's validator allows a missing publisher and its database then fails with a 500.
-            throw HostError(
-                .invalidManifest, status: 400, "Manifest validation failed",
-                issues: [ManifestIssue(path: "publisher", message: "publisher is required to publish")])
-        }
-
-        // 4-7. Extension, version, store, registry.
-        let record: ExtensionRecord
         do {
-            record = try await registry.ensureExtension(publisher: publisher, name: manifest.name, now: publishTime)
-        } catch {
-            throw registryFailure(error)
-        }
-        let canonicalKey = store.bundleKey(for: verified.hash)
-        var attempts = 0
-        while true {
-            attempts += 1
-            let version = try await resolveVersion(manifest.version, extensionID: record.id)
-            if try await existingVersion(extensionID: record.id, version: version) {
-                throw Self.duplicate(version)
-            }
-            try await storeCanonical(
-                staging: key, stagedETag: stagedETag, verified: verified, manifest: manifestBytes, canonicalKey: canonicalKey)
-            let versionRecord = VersionRecord(
-                extensionID: record.id, version: version, runtime: manifest.runtime,
-                ui: manifest.ui, endpoints: manifest.endpoints,
-                capabilities: manifest.capabilities.filter { !$0.isEmpty }, contentHash: verified.hash, size: verified.size,
-                signerKeyIDs: Self.signers(verified.signature), publishedAt: publishTime)
-            let bundle = BundleRecord(
-                versionID: versionRecord.id, contentHash: verified.hash, size: verified.size,
-                signature: signatures.isEmpty ? nil : String(decoding: SignatureFile.encode(signatures), as: UTF8.self),
-                storageKey: canonicalKey, createdAt: publishTime)
-            do {
-                try await registry.insertVersion(versionRecord, bundle: bundle)
-            } catch let error as RegistryError where error.code == .registryConflict {
-                // Another finalize took this version first. A wildcard is re-resolved; a fixed version is a 409.
-                if manifest.isWildcardVersion && attempts <= configuration.wildcardRetries { continue }
-                throw Self.duplicate(version)
-            } catch {
-                throw registryFailure(error)
-            }
-            // The version is registered; the staging object is no longer needed.
-            try? await store.objects.delete(key)
-            return FinalizeResult(
-                extension: .init(id: record.id, name: record.name, publisher: record.publisher),
-                version: .init(id: versionRecord.id, version: version), contentHash: verified.hash.hex, canonicalKey: canonicalKey)
-        }
-    }
-
-    var limits: ArchiveLimits {
-        var limits = ArchiveLimits.default
-        limits.compressedBytes = configuration.maxBundleBytes
-        return limits
-    }
-
-    /// Verifies the staging object in one pass; returns the result and the ETag it was read under.
-    private func verifyStaged(key: String, request: VerificationRequest) async throws(HostError) -> (VerifiedBundle, String?) {
-        let body: ObjectBody
-        do {
-            body = try await store.objects.get(key)
+            return try await store.openStaged(info, maxBytes: configuration.maxBundleBytes)
+        } catch let error as StoreError where error.code == .storeTooLarge {
+            throw tooLarge(actual: info.size)
         } catch let error as StoreError where error.code == .storeNotFound {
             throw HostError(.objectNotFound, status: 500, "Uploaded staging object could not be read", underlying: error.debugDescription)
         } catch {
             throw HostError(.s3GetFailed, status: 500, "Failed to read the staging object", underlying: String(reflecting: error))
         }
+    }
+
+    /// Stage 3: one pass over the staged bytes (hash, size, cap, archive, manifest, signatures).
+    func verify(_ staged: ObjectBody, _ checked: CheckedFinalize) async throws(HostError) -> VerifiedBundle {
+        let request = VerificationRequest(
+            expectedHash: checked.declaredHash, declaredSize: checked.size, limits: limits, signatures: checked.signatures,
+            publishTime: checked.publishTime, requireManifest: checked.suppliedManifest == nil,
+            publisher: checked.suppliedManifest.flatMap(ManifestValidator.declaredPublisher(in:)))
         do {
-            return (try await verifier.verify(body.stream, request: request), body.info.etag)
+            return try await verifier.verify(staged.stream, request: request)
         } catch let error as VerifyError {
             // A truncation is told against the declared hash when there is one, else the declared size.
-            let againstHash = error.expected?.hasPrefix(ContentHash.algorithmPrefix) ?? false
+            let againstHash = error.expected.map { BytePath.hasPrefix($0, ContentHash.algorithmPrefix) } ?? false
             switch error.code {
             case .verifyHashMismatch:
-                throw HostError(
-                    .hashMismatch, status: 400, "Declared hash does not match computed content hash",
-                    details: ["declared": Self.bareHex(error.expected), "computed": Self.bareHex(error.actual)])
+                throw Self.hashMismatch(error)
             case .verifyTruncated where againstHash:
-                throw HostError(
-                    .hashMismatch, status: 400, "Declared hash does not match computed content hash",
-                    details: ["declared": Self.bareHex(error.expected), "computed": Self.bareHex(error.actual)])
+                throw Self.hashMismatch(error)
             case .verifySizeMismatch, .verifyTruncated:
                 throw HostError(
                     .sizeMismatch, status: 400, "size does not match the uploaded bundle",
@@ -269,67 +256,133 @@ extension ExtensionHost {
         }
     }
 
-    private func resolveVersion(_ version: String, extensionID: String) async throws(HostError) -> String {
-        guard ManifestValidator.isWildcard(version) else { return version }
+    /// A validated manifest and the bytes it came from.
+    struct ValidatedManifest {
+        var manifest: Manifest
+        var publisher: String
+        var bytes: [UInt8]
+    }
+
+    /// Stage 4: the manifest (the supplied one, else the archive's), with Alga's rules.
+    func validateManifest(_ checked: CheckedFinalize, _ verified: VerifiedBundle) throws(HostError) -> ValidatedManifest {
+        let bytes = checked.suppliedManifest ?? verified.manifest ?? []
+        let validation = ManifestValidator.validate(bytes, options: .init(strict: configuration.strictManifests))
+        guard let manifest = validation.manifest, validation.isValid else {
+            throw HostError(.invalidManifest, status: 400, "Invalid manifest", issues: validation.issues)
+        }
+        guard let publisher = manifest.publisher, !publisher.isEmpty else {
+            // Alga's validator allows a missing publisher and its database then fails with a 500.
+            throw HostError(
+                .invalidManifest, status: 400, "Invalid manifest",
+                issues: [ManifestIssue(path: "publisher", message: "publisher is required to publish")])
+        }
+        return ValidatedManifest(manifest: manifest, publisher: publisher, bytes: bytes)
+    }
+
+    /// Stage 5: the extension record, refusing a new extension whose slug is another's.
+    func ensureExtension(_ manifest: ValidatedManifest) async throws(HostError) -> ExtensionRecord {
         do {
-            return ManifestValidator.resolveWildcard(version, existing: try await registry.versionStrings(extensionID: extensionID))
+            return try await registry.ensureExtension(publisher: manifest.publisher, name: manifest.manifest.name, now: now())
+        } catch let error as RegistryError where error.code == .registryConflict && error.constraint == "slug" {
+            let slug = ExtensionRecord.slug(publisher: manifest.publisher, name: manifest.manifest.name)
+            throw HostError(
+                .extensionSlugConflict, status: 409,
+                "Another extension already has the slug \"\(Printable.escape(slug))\"; publish under its publisher or another name",
+                details: ["slug": slug, "publisher": manifest.publisher, "name": manifest.manifest.name])
         } catch {
             throw registryFailure(error)
         }
     }
 
-    private func existingVersion(extensionID: String, version: String) async throws(HostError) -> Bool {
+    /// Stage 6: the version to publish (a wildcard resolved), refused when it exists.
+    func resolveNewVersion(_ version: String, extensionID: String) async throws(HostError) -> String {
+        let resolved: String
         do {
-            return try await registry.version(extensionID: extensionID, version: version) != nil
+            resolved = ManifestValidator.isWildcard(version)
+                ? ManifestValidator.resolveWildcard(version, existing: try await registry.versionStrings(extensionID: extensionID))
+                : version
+            guard try await registry.version(extensionID: extensionID, version: resolved) == nil else { throw Self.duplicate(resolved) }
         } catch {
             throw registryFailure(error)
         }
+        return resolved
     }
 
-    /// Copies the staging object create-only to its canonical key and proves the result, then
-    /// stores `manifest.json` beside it. An object already at the key is accepted only after it
-    /// re-hashes to the key's hash.
-    private func storeCanonical(
-        staging: String, stagedETag: String?, verified: VerifiedBundle, manifest: [UInt8], canonicalKey: String
+    /// Stage 7: the bundle at its canonical key, once, then `manifest.json` and `bundle.sig`
+    /// beside it (write-once; ones already there are kept, as Alga keeps `manifest.json`).
+    func storeCanonical(
+        staged key: String, etag: String?, verified: VerifiedBundle, manifest: ValidatedManifest, signatures: [DetachedSignature]
     ) async throws(HostError) {
         do {
             // Pinned to the ETag the bytes were verified under: a staging object replaced since
             // then is never copied to the key of the bytes that were checked.
-            try await store.objects.copy(from: staging, to: canonicalKey, condition: .createOnly, sourceETag: stagedETag)
+            _ = try await store.publishStaged(key: key, hash: verified.hash, size: verified.size, etag: etag)
         } catch let error as StoreError where error.code == .storeSourceChanged {
             throw HostError(
                 .stagingChanged, status: 409, "The staged bundle changed during finalize; upload it again",
-                details: ["key": staging], underlying: error.debugDescription)
-        } catch let error as StoreError where error.code == .storeAlreadyExists {
-            do {
-                try await store.verifyCanonical(key: canonicalKey, hash: verified.hash, size: verified.size)
-            } catch {
-                throw HostError(
-                    .canonicalMissing, status: 500, "The object at the canonical key is not this bundle", underlying: String(reflecting: error))
-            }
+                details: ["key": key], underlying: error.debugDescription)
+        } catch let error as StoreError where error.code == .storeCorruptObject || error.code == .storeCanonicalMissing {
+            throw HostError(
+                .canonicalMissing, status: 500, "The object at the canonical key is not this bundle",
+                details: ["key": store.bundleKey(for: verified.hash)], underlying: error.debugDescription)
         } catch {
             throw HostError(.canonicalCopyFailed, status: 500, "Failed to copy the bundle to its canonical key", underlying: String(reflecting: error))
         }
-        let info: ObjectInfo?
         do {
-            info = try await store.objects.head(canonicalKey)
-        } catch {
-            throw HostError(.s3HeadFailed, status: 500, "Failed to check the canonical object", underlying: String(reflecting: error))
-        }
-        guard let info, info.size == verified.size else {
-            throw HostError(
-                .canonicalMissing, status: 500, "The canonical object is missing after the copy",
-                details: ["key": canonicalKey], underlying: "size \(info.map { String($0.size) } ?? "none"), expected \(verified.size)")
-        }
-        guard !manifest.isEmpty else { return }
-        do {
-            let manifestKey = try store.sideObjectKey(for: verified.hash, .manifest)
-            _ = try await store.objects.put(manifestKey, bytes: manifest, condition: .createOnly)
-        } catch let error as StoreError where error.code == .storeAlreadyExists {
-            // Alga ignores 412/409 here: the manifest of this content hash is already stored.
+            try await store.putSideObject(.manifest, of: verified.hash, bytes: manifest.bytes)
         } catch {
             throw HostError(.manifestStoreFailed, status: 500, "Failed to store manifest.json", underlying: String(reflecting: error))
         }
+        guard !signatures.isEmpty else { return }
+        do {
+            // The runner checks these again against its own trust bundle when it fetches the bundle.
+            try await store.putSideObject(.signatures, of: verified.hash, bytes: SignatureFile.encode(signatures))
+        } catch {
+            throw HostError(.signatureStoreFailed, status: 500, "Failed to store bundle.sig", underlying: String(reflecting: error))
+        }
+    }
+
+    /// Stage 8: the version and bundle rows; a wildcard that another publish took meanwhile is
+    /// resolved again (the bundle is already stored, so nothing is copied or hashed again).
+    func register(
+        version first: String, manifest: ValidatedManifest, extension record: ExtensionRecord, verified: VerifiedBundle,
+        signatures: [DetachedSignature], publishTime: Date
+    ) async throws(HostError) -> VersionRecord {
+        var version = first
+        var attempts = 0
+        while true {
+            attempts += 1
+            let versionRecord = VersionRecord(
+                extensionID: record.id, version: version, runtime: manifest.manifest.runtime, ui: manifest.manifest.ui,
+                endpoints: manifest.manifest.endpoints, capabilities: manifest.manifest.capabilities.filter { !$0.isEmpty },
+                contentHash: verified.hash, size: verified.size, signerKeyIDs: Self.signers(verified.signature), publishedAt: publishTime)
+            let bundle = BundleRecord(
+                versionID: versionRecord.id, contentHash: verified.hash, size: verified.size,
+                signature: signatures.isEmpty ? nil : String(decoding: SignatureFile.encode(signatures), as: UTF8.self),
+                storageKey: store.bundleKey(for: verified.hash), createdAt: publishTime)
+            do {
+                try await registry.insertVersion(versionRecord, bundle: bundle)
+                return versionRecord
+            } catch let error as RegistryError where error.code == .registryConflict {
+                // Another finalize took this version first. A wildcard is re-resolved; a fixed version is a 409.
+                guard manifest.manifest.isWildcardVersion, attempts <= configuration.wildcardRetries else { throw Self.duplicate(version) }
+                version = try await resolveNewVersion(manifest.manifest.version, extensionID: record.id)
+            } catch {
+                throw registryFailure(error)
+            }
+        }
+    }
+
+    var limits: ArchiveLimits {
+        var limits = ArchiveLimits.default
+        limits.compressedBytes = configuration.maxBundleBytes
+        return limits
+    }
+
+    static func hashMismatch(_ error: VerifyError) -> HostError {
+        HostError(
+            .hashMismatch, status: 400, "Declared hash does not match computed content hash",
+            details: ["declared": bareHex(error.expected), "computed": bareHex(error.actual)])
     }
 
     func tooLarge(actual: Int64?) -> HostError {

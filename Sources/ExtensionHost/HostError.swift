@@ -116,6 +116,16 @@ extension ErrorCode {
     public static let manifestStoreFailed: ErrorCode = "MANIFEST_STORE_FAILED"
     /// 500: the registry failed.
     public static let registryFailed: ErrorCode = "REGISTRY_FAILED"
+    /// 500: `bundle.sig` could not be stored beside the bundle.
+    public static let signatureStoreFailed: ErrorCode = "SIGNATURE_STORE_FAILED"
+    /// 409: a new extension's slug (`lower(publisher.name)`) is already another extension's.
+    public static let extensionSlugConflict: ErrorCode = "EXTENSION_SLUG_CONFLICT"
+    /// 409: a slug names several extensions (registries from before slugs were unique).
+    public static let extensionAmbiguous: ErrorCode = "EXTENSION_AMBIGUOUS"
+    /// 404: no such upload session.
+    public static let uploadNotFound: ErrorCode = "UPLOAD_NOT_FOUND"
+    /// 409: an upload piece does not start at the session's offset.
+    public static let uploadOffsetMismatch: ErrorCode = "UPLOAD_OFFSET_MISMATCH"
     /// 500: anything else.
     public static let internalError: ErrorCode = "INTERNAL_ERROR"
     /// 404: no such extension.

@@ -30,13 +30,27 @@ public struct VersionListing: Sendable, Equatable, Codable {
 }
 
 extension ExtensionHost {
-    /// Finds an extension by registry id (a UUID) or by slug `publisher.name` (case-insensitive).
+    /// Finds an extension by registry id (a UUID), by `PUBLISHER/NAME` (exact), or by slug
+    /// `publisher.name` (case-insensitive). A slug that names several extensions (possible only
+    /// in registries written before slugs were unique) is 409 `EXTENSION_AMBIGUOUS`, naming the
+    /// candidates, never a silent pick.
     public func findExtension(_ reference: String) async throws(HostError) -> ExtensionRecord {
         do {
             if RegistryID.isUUID(reference), let record = try await registry.extensionRecord(id: reference.lowercased()) {
                 return record
             }
-            if let record = try await registry.extensions(slug: reference.lowercased()).first { return record }
+            if let slash = reference.utf8.firstIndex(of: BytePath.slash) {
+                let publisher = String(decoding: reference.utf8[..<slash], as: UTF8.self)
+                let name = String(decoding: reference.utf8[reference.utf8.index(after: slash)...], as: UTF8.self)
+                if let record = try await registry.extensionRecord(publisher: publisher, name: name) { return record }
+            }
+            let candidates = try await registry.extensions(slug: reference.lowercased())
+            if candidates.count > 1 {
+                throw HostError(
+                    .extensionAmbiguous, status: 409, "Several extensions have this slug; name one by its id or PUBLISHER/NAME",
+                    details: ["extension": reference, "candidates": candidates.map { "\($0.id) (\($0.publisher)/\($0.name))" }.joined(separator: ", ")])
+            }
+            if let record = candidates.first { return record }
         } catch {
             throw registryFailure(error)
         }
@@ -102,25 +116,32 @@ extension ExtensionHost {
     /// be active (`isEnabled` and status `enabled`, the gateway's rule); the hash is the installed
     /// version's latest bundle.
     public func resolve(_ reference: String, tenant: String) async throws(HostError) -> ResolvedInstall {
-        let record = try await findExtension(reference)
-        let install = try await existingInstall(record, tenant: tenant)
-        guard install.isActive else {
-            throw HostError(
-                .installDisabled, status: 403, "The extension is disabled for this tenant",
-                details: ["tenant": tenant, "extension": record.id, "status": install.status.rawValue])
-        }
+        let id: String
+        if RegistryID.isUUID(reference) { id = reference.lowercased() } else { id = try await findExtension(reference).id }
+        let found: ResolvedInstallRecord?
         do {
-            guard let version = try await registry.version(id: install.versionID),
-                let bundle = try await registry.latestBundle(versionID: install.versionID)
-            else {
-                throw HostError(.bundleNotFound, status: 404, "The installed version has no bundle", details: ["versionId": install.versionID])
-            }
-            return ResolvedInstall(extension: record, install: install, version: version, contentHash: bundle.contentHash)
-        } catch let error as HostError {
-            throw error
+            found = try await registry.resolveInstall(tenantID: tenant, extensionID: id)
         } catch {
             throw registryFailure(error)
         }
+        guard let found else {
+            // No install, or no such extension: tell which.
+            let record = try await findExtension(reference)
+            throw Self.noInstall(tenant, record)
+        }
+        let install = found.install
+        guard install.isActive else {
+            throw HostError(
+                .installDisabled, status: 403,
+                install.isEnabled ? "The extension's install for this tenant is \(install.status.rawValue)" : "The extension is disabled for this tenant",
+                details: [
+                    "tenant": tenant, "extension": found.extension.id, "isEnabled": String(install.isEnabled), "status": install.status.rawValue,
+                ])
+        }
+        guard let version = found.version, let bundle = found.bundle else {
+            throw HostError(.bundleNotFound, status: 404, "The installed version has no bundle", details: ["versionId": install.versionID])
+        }
+        return ResolvedInstall(extension: found.extension, install: install, version: version, contentHash: bundle.contentHash)
     }
 
     /// The runner's check (reference 5.6), honouring enabled/disabled: true when the tenant has an
