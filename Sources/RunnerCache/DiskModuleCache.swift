@@ -13,28 +13,48 @@ public import Foundation
 /// to `<root>/<hex>/` in one step. A hash mismatch or any refusal removes the temporary folder:
 /// only complete, verified entries ever have a `<hex>` name.
 ///
+/// An entry's folder holds the archive's files under `bundle/` and the cache's own files beside
+/// it (`meta.json`, `compiled/`), where no archive path can reach: a bundle cannot plant
+/// metadata or a precompiled module.
+///
+/// - Signatures: a fill verifies the bundle with the signatures from
+///   ``Configuration/signatures`` (by default the `bundle.sig` side object finalize stored), so a
+///   verifier with a trust bundle refuses unsigned, unknown, revoked and wrong-publisher bundles
+///   here too, and nothing of them is kept.
 /// - Concurrent misses for one hash share one fetch; a failed fetch is remembered for
-///   ``Configuration/negativeTTL`` (default 10 s) and rethrown without touching the store.
+///   ``Configuration/negativeTTL`` (default 10 s, at most ``Configuration/negativeCapacity``
+///   hashes, expired ones dropped) and rethrown without touching the store.
 /// - A byte budget (``Configuration/maxBytes``) with least-recently-used eviction that never
 ///   removes an entry while a handle to it is held; after each fill, unheld entries are evicted,
 ///   oldest use first, until the total fits (or only held entries remain; they are trimmed when
 ///   released).
-/// - At start-up the index is rebuilt from disk; temporary folders of dead processes and
-///   half-deleted entries are removed and never served. One cache root may be shared by
-///   several processes for reading; fills by two processes of one hash are safe (the second
-///   rename loses and adopts the first's entry).
+/// - File work (extraction, metadata, deleting evicted entries, compiled modules) runs on
+///   ``BundleCore/BlockingIO/shared``; the actor only keeps the index, so hits never wait for a
+///   disk.
+/// - At start-up the index is rebuilt from disk; temporary folders of dead processes,
+///   half-deleted entries and entries of older layouts are removed and never served. One cache
+///   root may be shared by several processes for reading; fills by two processes of one hash are
+///   safe (the second rename loses and adopts the first's entry).
 public actor DiskModuleCache: ModuleCache {
+    /// Where a fill gets a bundle's detached signatures.
+    public typealias SignatureSource = @Sendable (ContentHash) async throws -> [DetachedSignature]
+
     /// Settings.
     public struct Configuration: Sendable {
         /// The byte budget (`EXT_CACHE_MAX_BYTES`). Default 1 GiB.
         public var maxBytes: Int64
         /// How long a failed fetch is remembered. Default 10 s; 0 turns it off.
         public var negativeTTL: TimeInterval
+        /// The most failed hashes remembered at once (the oldest go first). Default 10,000.
+        public var negativeCapacity: Int
         /// Archive limits for fills (the 200 MiB cap, decompressed size, entries, ...).
         public var limits: ArchiveLimits
         /// `fsync` every file, folder and the entry before it becomes visible, so a power loss
         /// cannot leave a torn entry. Default false (a killed process never leaves one either way).
         public var durable: Bool
+        /// Where fills get signatures; nil (the default) reads the `bundle.sig` side object of
+        /// the store (none when it is missing).
+        public var signatures: SignatureSource?
         /// Where metrics go; nil means `MetricsSystem.factory`.
         public var metricsFactory: (any MetricsFactory)?
         /// The prefix of metric labels. Default `extbundles_cache`.
@@ -44,15 +64,17 @@ public actor DiskModuleCache: ModuleCache {
 
         /// Creates a configuration.
         public init(
-            maxBytes: Int64 = 1 << 30, negativeTTL: TimeInterval = 10, limits: ArchiveLimits = .default, durable: Bool = false,
-            metricsFactory: (any MetricsFactory)? = nil, metricsPrefix: String = "extbundles_cache",
-            now: @escaping @Sendable () -> Date = { Date() }
+            maxBytes: Int64 = 1 << 30, negativeTTL: TimeInterval = 10, negativeCapacity: Int = 10_000, limits: ArchiveLimits = .default,
+            durable: Bool = false, signatures: SignatureSource? = nil, metricsFactory: (any MetricsFactory)? = nil,
+            metricsPrefix: String = "extbundles_cache", now: @escaping @Sendable () -> Date = { Date() }
         ) {
             self.now = now
             self.maxBytes = maxBytes
             self.negativeTTL = negativeTTL
+            self.negativeCapacity = negativeCapacity
             self.limits = limits
             self.durable = durable
+            self.signatures = signatures
             self.metricsFactory = metricsFactory
             self.metricsPrefix = metricsPrefix
         }
@@ -81,6 +103,8 @@ public actor DiskModuleCache: ModuleCache {
         public var maxBytes: Int64
         /// Entries with a handle held.
         public var held: Int
+        /// Failed hashes remembered now (the negative cache).
+        public var failuresRemembered: Int
         /// The entries, most recently used first.
         public var hashes: [String]
     }
@@ -91,6 +115,9 @@ public actor DiskModuleCache: ModuleCache {
         var metadata: EntryMetadata
         var bytes: Int64
         var lastUse: UInt64
+
+        /// The folder holding the archive's files.
+        var bundleFolder: String { folder + "/" + DiskLayout.bundleFolder }
     }
 
     /// The cache folder.
@@ -107,12 +134,18 @@ public actor DiskModuleCache: ModuleCache {
     private var totalBytes: Int64
     private var inFlight: [ContentHash: Task<Entry, any Error>] = [:]
     private var waiting: [ContentHash: Int] = [:]
-    private var failures: [ContentHash: (until: Date, error: any Error)] = [:]
+    private var failures = NegativeCache()
+    /// Entries being deleted (off the actor); a fill of the same hash waits for its removal.
+    private var removals: [ContentHash: Task<Void, Never>] = [:]
+    private var removalGenerations: [ContentHash: UInt64] = [:]
+    private var removalGeneration: UInt64 = 0
+    private var compiling: [String: Task<[UInt8], any Error>] = [:]
     private let leases = LeaseTable()
     private let metrics: CacheMetrics
 
     /// Opens (creating if needed) the cache at `root`, removes what crashed fills left, and
-    /// rebuilds the index from the entries on disk.
+    /// rebuilds the index from the entries on disk. This scan blocks its caller (it runs once,
+    /// at start-up).
     public init(
         root: String, store: BundleStore, verifier: any Verifier = StreamingBundleVerifier(trust: nil),
         configuration: Configuration = .init()
@@ -134,7 +167,7 @@ public actor DiskModuleCache: ModuleCache {
         for item in found {
             clock += 1
             index[item.hash] = Entry(hash: item.hash, folder: item.folder, metadata: item.metadata, bytes: item.bytes, lastUse: clock)
-            total += item.bytes
+            total = total.addingSaturating(item.bytes)
         }
         entries = index
         useClock = clock
@@ -151,18 +184,21 @@ public actor DiskModuleCache: ModuleCache {
 
     public func ensureUiCached(_ hash: ContentHash) async throws -> UIHandle {
         let entry = try await entry(for: hash)
+        let ui = entry.metadata.layout.uiPrefix
         return UIHandle(
-            hash: hash, root: entry.folder + "/" + entry.metadata.base + "ui", files: entry.metadata.uiFiles, lease: lease(hash))
+            hash: hash, root: entry.bundleFolder + "/" + String(decoding: ui.utf8.dropLast(), as: UTF8.self),
+            files: entry.metadata.uiFiles, lease: lease(hash))
     }
 
     public func ensureModuleCached(_ hash: ContentHash) async throws -> ModuleHandle {
         let entry = try await entry(for: hash)
         guard let module = entry.metadata.module else {
-            throw CacheError(code: .cacheNoModule, reason: "the bundle has no dist/main.wasm", hash: hash)
+            throw CacheError(
+                code: .cacheNoModule, reason: "the bundle has no module (\(entry.metadata.layout.modulePath))", hash: hash)
         }
         return ModuleHandle(
-            hash: hash, path: entry.folder + "/" + module.path, size: module.size, bundleRoot: entry.folder + "/" + entry.metadata.base,
-            lease: lease(hash))
+            hash: hash, path: entry.bundleFolder + "/" + module.path, size: module.size,
+            bundleRoot: entry.bundleFolder + "/" + entry.metadata.layout.base, lease: lease(hash))
     }
 
     // MARK: - Maintenance
@@ -172,71 +208,87 @@ public actor DiskModuleCache: ModuleCache {
         let ordered = entries.values.sorted { $0.lastUse > $1.lastUse }
         return Stats(
             entries: entries.count, bytes: totalBytes, maxBytes: configuration.maxBytes,
-            held: entries.keys.filter { leases.count($0) > 0 }.count, hashes: ordered.map(\.hash.prefixed))
+            held: entries.keys.filter { leases.count($0) > 0 }.count, failuresRemembered: failures.count(at: configuration.now()),
+            hashes: ordered.map(\.hash.prefixed))
     }
 
     /// Whether an entry for `hash` is on disk.
     public func contains(_ hash: ContentHash) -> Bool { entries[hash] != nil }
 
     /// Evicts unheld entries, least recently used first, until at most `maxBytes` remain
-    /// (default: the budget). Returns the hashes evicted.
+    /// (default: the budget), and waits until their files are gone. Returns the hashes evicted.
     @discardableResult
-    public func prune(maxBytes: Int64? = nil) -> [ContentHash] {
-        trim(to: maxBytes ?? configuration.maxBytes)
+    public func prune(maxBytes: Int64? = nil) async -> [ContentHash] {
+        let evicted = trim(to: maxBytes ?? configuration.maxBytes)
+        await waitForRemovals(evicted)
+        return evicted
     }
 
-    /// Evicts every unheld entry and forgets remembered failures. Returns the hashes evicted.
+    /// Evicts every unheld entry and forgets remembered failures, and waits until the files are
+    /// gone. Returns the hashes evicted.
     @discardableResult
-    public func clear() -> [ContentHash] {
-        failures = [:]
-        return trim(to: 0)
+    public func clear() async -> [ContentHash] {
+        failures.removeAll()
+        let evicted = trim(to: 0)
+        await waitForRemovals(evicted)
+        return evicted
+    }
+
+    private func waitForRemovals(_ hashes: [ContentHash]) async {
+        for hash in hashes { await removals[hash]?.value }
     }
 
     // MARK: - Compiled modules
 
-    /// A module compiled by `compiler`, cached beside the bundle under (content hash, compiler id
-    /// and version, target triple) and handed to `load`. An artifact that `load` refuses is
-    /// deleted and compiled again (it counts as a miss).
+    /// A module compiled by `compiler`, cached beside the bundle (in the entry's `compiled/`
+    /// folder, which no archive path reaches) under (content hash, compiler id and version,
+    /// target triple) and handed to `load`. An artifact that `load` refuses is deleted and
+    /// compiled again (it counts as a miss). Concurrent calls for one key compile once; reading
+    /// and writing artifacts runs off the actor.
     public func ensureCompiled<T: Sendable>(
-        _ hash: ContentHash, compiler: any ModuleCompiler, load: @Sendable ([UInt8]) throws -> T
+        _ hash: ContentHash, compiler: any ModuleCompiler, load: @escaping @Sendable ([UInt8]) throws -> T
     ) async throws -> T {
         let module = try await ensureModuleCached(hash)
-        let name = compiler.artifactName
-        let folder = module.bundleRoot + ".compiled"
-        let path = folder + "/" + name
-        if let data = FileManager.default.contents(atPath: path) {
+        guard let entry = entries[hash] else { throw CacheError(code: .cacheFillFailed, reason: "the entry was evicted", hash: hash) }
+        let path = entry.folder + "/" + DiskLayout.compiledFolder + "/" + compiler.artifactName
+        let key = hash.hex + "/" + compiler.artifactName
+        if let task = compiling[key] { return try load(try await task.value) }
+        // A cached artifact, if it loads.
+        if let cached = try? await BlockingIO.shared.run({ try DiskLayout.readFile(path) }) {
             do {
-                let value = try load(Array(data))
+                let value = try load(cached)
                 metrics.compiledHits.increment()
                 return value
             } catch {
                 // A stale or damaged artifact: drop it and compile again.
-                try? FileManager.default.removeItem(atPath: path)
-                adjust(hash, by: -Int64(data.count))
+                await BlockingIO.shared.run { _ = unlink(path) }
+                adjust(hash, by: -Int64(cached.count))
             }
         }
+        if let task = compiling[key] { return try load(try await task.value) }
         metrics.compiledMisses.increment()
-        let artifact: [UInt8]
-        do {
-            artifact = try await compiler.compile(try module.bytes())
-        } catch {
-            throw CacheError(
-                code: .cacheCompileFailed, reason: "the module could not be compiled", hash: hash, underlying: String(reflecting: error))
-        }
-        let value = try load(artifact)
-        do {
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            let temporary = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-            try Data(artifact).write(to: URL(fileURLWithPath: temporary))
-            guard rename(temporary, path) == 0 else {
-                try? FileManager.default.removeItem(atPath: temporary)
-                return value
+        let durable = configuration.durable
+        let task = Task { () throws -> [UInt8] in
+            let artifact: [UInt8]
+            do {
+                artifact = try await compiler.compile(try await module.bytes())
+            } catch {
+                throw CacheError(
+                    code: .cacheCompileFailed, reason: "the module could not be compiled", hash: hash, underlying: String(reflecting: error))
             }
+            return artifact
+        }
+        compiling[key] = task
+        defer { compiling[key] = nil }
+        let artifact = try await task.value
+        let value = try load(artifact)
+        // Caching is an optimisation: the compiled module is returned even if it cannot be kept.
+        let stored = await BlockingIO.shared.run { DiskLayout.replaceFile(path, artifact, sync: durable) }
+        if stored, entries[hash] != nil {
             adjust(hash, by: Int64(artifact.count))
             trim(excluding: hash)
-        } catch {
-            // Caching is an optimisation: the compiled module is still returned.
         }
+        _ = module  // held until the artifact is written
         return value
     }
 
@@ -249,10 +301,7 @@ public actor DiskModuleCache: ModuleCache {
             metrics.hits.increment()
             return entry
         }
-        if let failure = failures[hash] {
-            if failure.until > configuration.now() { throw failure.error }
-            failures[hash] = nil
-        }
+        if let error = failures.error(for: hash, at: configuration.now()) { throw error }
         metrics.misses.increment()
         let task = inFlight[hash] ?? startFill(hash)
         waiting[hash, default: 0] += 1
@@ -272,7 +321,10 @@ public actor DiskModuleCache: ModuleCache {
         let verifier = self.verifier
         let configuration = self.configuration
         let metrics = self.metrics
+        let removal = removals[hash]
         let task = Task { () throws -> Entry in
+            // An eviction of this hash still deleting its files goes first.
+            await removal?.value
             do {
                 metrics.fetches.increment()
                 let filled = try await Filler.fill(hash, root: root, store: store, verifier: verifier, configuration: configuration)
@@ -295,13 +347,15 @@ public actor DiskModuleCache: ModuleCache {
         entry.lastUse = useClock
         if let previous = entries[filled.hash] { totalBytes -= previous.bytes }
         entries[filled.hash] = entry
-        totalBytes += entry.bytes
+        totalBytes = totalBytes.addingSaturating(entry.bytes)
         trim(excluding: filled.hash)
     }
 
     private func remember(_ hash: ContentHash, _ error: any Error) {
         inFlight[hash] = nil
-        if configuration.negativeTTL > 0 { failures[hash] = (configuration.now().addingTimeInterval(configuration.negativeTTL), error) }
+        guard configuration.negativeTTL > 0 else { return }
+        let now = configuration.now()
+        failures.insert(hash, error, until: now.addingTimeInterval(configuration.negativeTTL), now: now, capacity: configuration.negativeCapacity)
     }
 
     private func lease(_ hash: ContentHash) -> CacheLease {
@@ -320,6 +374,9 @@ public actor DiskModuleCache: ModuleCache {
     /// Called when the last handle of an entry goes while the cache is over budget.
     func trim() { trim(to: configuration.maxBytes) }
 
+    /// Drops unheld entries from the index, least recently used first, until the total fits;
+    /// their files are deleted off the actor (renamed to trash first, so no half-deleted entry
+    /// is ever seen under its name).
     @discardableResult
     private func trim(to budget: Int64? = nil, excluding protected: ContentHash? = nil) -> [ContentHash] {
         let budget = budget ?? configuration.maxBytes
@@ -331,16 +388,91 @@ public actor DiskModuleCache: ModuleCache {
             for candidate in candidates where totalBytes > budget {
                 // Leases are only taken on this actor, so an entry unheld here stays unheld.
                 guard leases.count(candidate.hash) == 0 else { continue }
-                DiskLayout.remove(candidate.folder, root: root)
                 entries[candidate.hash] = nil
                 totalBytes -= candidate.bytes
                 evicted.append(candidate.hash)
                 metrics.evictions.increment()
+                scheduleRemoval(candidate)
             }
         }
         leases.setOverBudget(totalBytes > configuration.maxBytes)
         metrics.record(bytes: totalBytes, entries: entries.count)
         return evicted
+    }
+
+    private func scheduleRemoval(_ entry: Entry) {
+        let root = self.root
+        let previous = removals[entry.hash]
+        removalGeneration &+= 1
+        let generation = removalGeneration
+        let task = Task {
+            await previous?.value
+            await BlockingIO.shared.run { DiskLayout.remove(entry.folder, root: root) }
+            self.removalDone(entry.hash, generation)
+        }
+        removals[entry.hash] = task
+        removalGenerations[entry.hash] = generation
+    }
+
+    private func removalDone(_ hash: ContentHash, _ generation: UInt64) {
+        // Only the newest removal of a hash clears the slot (a newer one chains after it).
+        guard removalGenerations[hash] == generation else { return }
+        removals[hash] = nil
+        removalGenerations[hash] = nil
+    }
+}
+
+/// Failed fetches remembered for a while: bounded in count, expired ones dropped as new ones
+/// come, so asking for endless random hashes costs bounded memory and one fetch per hash per TTL.
+struct NegativeCache {
+    private var entries: [ContentHash: (until: Date, error: any Error)] = [:]
+    private var order: [(hash: ContentHash, until: Date)] = []
+    private var head = 0
+
+    /// The remembered error of `hash`, if it has not expired.
+    mutating func error(for hash: ContentHash, at now: Date) -> (any Error)? {
+        guard let entry = entries[hash] else { return nil }
+        if entry.until > now { return entry.error }
+        entries[hash] = nil
+        return nil
+    }
+
+    /// How many unexpired failures are remembered.
+    func count(at now: Date) -> Int { entries.values.filter { $0.until > now }.count }
+
+    /// Remembers `error` for `hash` until `until`, dropping expired entries and then the oldest
+    /// beyond `capacity`.
+    mutating func insert(_ hash: ContentHash, _ error: any Error, until: Date, now: Date, capacity: Int) {
+        entries[hash] = (until, error)
+        order.append((hash, until))
+        // Oldest first: drop what expired, then what is over capacity. An order record whose
+        // hash was remembered again later (a newer `until`) no longer owns the entry.
+        while head < order.count {
+            let oldest = order[head]
+            let owns = entries[oldest.hash].map { $0.until == oldest.until } ?? false
+            guard !owns || oldest.until <= now || entries.count > max(1, capacity) else { break }
+            if owns { entries[oldest.hash] = nil }
+            head += 1
+        }
+        if head > 1_024 && head * 2 > order.count {
+            order.removeFirst(head)
+            head = 0
+        }
+    }
+
+    /// Forgets everything.
+    mutating func removeAll() {
+        entries = [:]
+        order = []
+        head = 0
+    }
+}
+
+extension Int64 {
+    /// `self + other`, or `.max` when that overflows (sizes summed from a file system).
+    func addingSaturating(_ other: Int64) -> Int64 {
+        let (sum, overflow) = addingReportingOverflow(other)
+        return overflow ? (other > 0 ? .max : .min) : sum
     }
 }
 

@@ -2,44 +2,44 @@ import BundleArchive
 import BundleCore
 import BundleStore
 import BundleVerify
-import Foundation
 import CoreFoundation
+import Foundation
 
-/// What `<root>/<hex>/.entry.json` records about a complete entry. It is written into the
-/// temporary folder before the rename, so every `<hex>` folder has one.
+/// What `<root>/<hex>/meta.json` records about a complete entry. It is written into the
+/// temporary folder before the rename, so every `<hex>` folder has one. It sits beside the
+/// archive's files (which are under `bundle/`), where no archive path can reach.
 struct EntryMetadata: Sendable, Codable, Equatable {
-    /// The module's path within the entry and its size.
+    /// The module's path within `bundle/` and its size.
     struct Module: Sendable, Codable, Equatable {
         var path: String
         var size: Int64
     }
 
-    static let fileName = ".entry.json"
+    static let fileName = "meta.json"
+    /// The layout version of entries; entries of other versions are removed at start-up.
+    static let currentFormat = 2
 
-    var format = 1
+    var format = currentFormat
     var hash: String
-    /// The folder of the manifest inside the entry, with a trailing `/` (`""` at the root).
-    var base: String
+    /// Where the manifest, module and UI are, as the verifier found them.
+    var layout: BundleLayout
     var module: Module?
-    /// UI files by path relative to `<base>ui/`.
+    /// UI files by path relative to the layout's `ui/` folder.
     var uiFiles: [String: UIFile]
+    /// The key ids whose signatures were verified when the entry was filled (empty: unverified).
+    var signers: [String]
     var filledAt: Date
 }
 
-/// Hashes every file under `ui/` (or `<folder>/ui/`, for a bundle whose manifest is one folder
-/// down) as it streams past, so ETags are computed once, when the entry is filled.
+/// Hashes every file that may be a UI file (``BundleArchive/BundleLayout/isPossibleUIPath(_:)``)
+/// as it streams past, so ETags are computed once, when the entry is filled; the layout picks
+/// the UI's files among them once the whole archive was read.
 final class UIFileHasher: ArchiveVisitor {
-    private(set) var files: [String: UIFile] = [:]
+    private(set) var files: [[UInt8]: (path: String, file: UIFile)] = [:]
     private var current: (path: String, hasher: ContentHasher)?
 
-    static func isUIPath(_ path: String) -> Bool {
-        if path.hasPrefix("ui/") { return true }
-        guard let slash = path.firstIndex(of: "/") else { return false }
-        return path[path.index(after: slash)...].hasPrefix("ui/")
-    }
-
     func visitEntry(_ entry: ArchiveEntry) throws(ArchiveError) {
-        current = entry.kind == .file && Self.isUIPath(entry.path) ? (entry.path, ContentHasher()) : nil
+        current = entry.kind == .file && BundleLayout.isPossibleUIPath(entry.path) ? (entry.path, ContentHasher()) : nil
     }
 
     func visitData(_ chunk: UnsafeRawBufferPointer) throws(ArchiveError) {
@@ -49,8 +49,19 @@ final class UIFileHasher: ArchiveVisitor {
 
     func visitEntryEnd() throws(ArchiveError) {
         guard let current else { return }
-        files[current.path] = UIFile(size: current.hasher.byteCount, etag: "\"sha256-\(current.hasher.finalize().hex)\"")
+        files[BytePath.key(current.path)] = (
+            current.path, UIFile(size: current.hasher.byteCount, etag: "\"sha256-\(current.hasher.finalize().hex)\"")
+        )
         self.current = nil
+    }
+
+    /// The UI files of `layout`, by path relative to its `ui/` folder.
+    func uiFiles(of layout: BundleLayout) -> [String: UIFile] {
+        var result: [String: UIFile] = [:]
+        for (path, file) in files.values {
+            if let relative = layout.uiRelativePath(path) { result[relative] = file }
+        }
+        return result
     }
 }
 
@@ -61,38 +72,51 @@ enum Filler {
     ) async throws -> DiskModuleCache.Entry {
         let hex = hash.hex
         let temporary = root + "/" + DiskLayout.temporaryName(hex)
-        guard mkdir(temporary, 0o755) == 0 else {
-            throw CacheError(code: .cacheFillFailed, reason: "cannot create a temporary folder", hash: hash, path: temporary,
-                             underlying: String(cString: strerror(errno)))
+        try await BlockingIO.shared.run {
+            guard mkdir(temporary, 0o755) == 0, mkdir(temporary + "/" + DiskLayout.bundleFolder, 0o755) == 0 else {
+                throw CacheError(
+                    code: .cacheFillFailed, reason: "cannot create a temporary folder", hash: hash, path: temporary,
+                    underlying: String(cString: strerror(errno)))
+            }
         }
         do {
             let metadata = try await extract(hash, into: temporary, store: store, verifier: verifier, configuration: configuration)
-            let metadataBytes = try JSONEncoder().encode(metadata)
-            let metadataPath = temporary + "/" + EntryMetadata.fileName
-            try DiskLayout.writeFile(metadataPath, Array(metadataBytes), sync: configuration.durable, hash: hash)
-            let bytes = DiskLayout.size(of: temporary)
-            if configuration.durable { DiskLayout.sync(temporary) }
-            let final = root + "/" + hex
-            if rename(temporary, final) != 0 {
-                // Another process filled this hash first: adopt its entry.
-                DiskLayout.remove(temporary, root: root)
-                guard let existing = DiskLayout.load(folder: final, hash: hash) else {
-                    throw CacheError(code: .cacheFillFailed, reason: "cannot install the entry", hash: hash, path: final,
-                                     underlying: String(cString: strerror(errno)))
-                }
-                return DiskModuleCache.Entry(hash: hash, folder: final, metadata: existing.metadata, bytes: existing.bytes, lastUse: 0)
+            let metadataBytes = Array(try JSONEncoder().encode(metadata))
+            return try await BlockingIO.shared.run {
+                try install(temporary, hash: hash, root: root, metadata: metadata, metadataBytes: metadataBytes, durable: configuration.durable)
             }
-            if configuration.durable { DiskLayout.sync(root) }
-            return DiskModuleCache.Entry(hash: hash, folder: final, metadata: metadata, bytes: bytes, lastUse: 0)
         } catch {
-            DiskLayout.remove(temporary, root: root)
+            await BlockingIO.shared.run { DiskLayout.remove(temporary, root: root) }
             throw error
         }
+    }
+
+    /// Writes the metadata and renames the finished folder to `<root>/<hex>`.
+    private static func install(
+        _ temporary: String, hash: ContentHash, root: String, metadata: EntryMetadata, metadataBytes: [UInt8], durable: Bool
+    ) throws -> DiskModuleCache.Entry {
+        try DiskLayout.writeFile(temporary + "/" + EntryMetadata.fileName, metadataBytes, sync: durable, hash: hash)
+        let bytes = DiskLayout.size(of: temporary)
+        if durable { DiskLayout.sync(temporary) }
+        let final = root + "/" + hash.hex
+        if rename(temporary, final) != 0 {
+            // Another process filled this hash first: adopt its entry.
+            let code = errno
+            DiskLayout.remove(temporary, root: root)
+            guard let existing = DiskLayout.load(folder: final, hash: hash) else {
+                throw CacheError(
+                    code: .cacheFillFailed, reason: "cannot install the entry", hash: hash, path: final, underlying: String(cString: strerror(code)))
+            }
+            return DiskModuleCache.Entry(hash: hash, folder: final, metadata: existing.metadata, bytes: existing.bytes, lastUse: 0)
+        }
+        if durable { DiskLayout.sync(root) }
+        return DiskModuleCache.Entry(hash: hash, folder: final, metadata: metadata, bytes: bytes, lastUse: 0)
     }
 
     private static func extract(
         _ hash: ContentHash, into folder: String, store: BundleStore, verifier: any Verifier, configuration: DiskModuleCache.Configuration
     ) async throws -> EntryMetadata {
+        let signatures = try await signatures(of: hash, store: store, verifier: verifier, configuration: configuration)
         let body: ObjectBody
         do {
             body = try await store.getBundle(hash)
@@ -104,7 +128,7 @@ enum Filler {
         }
         let writer: DirectoryWriter
         do {
-            writer = try DirectoryWriter(root: folder, syncFiles: configuration.durable)
+            writer = try DirectoryWriter(root: folder + "/" + DiskLayout.bundleFolder, syncFiles: configuration.durable)
         } catch {
             throw failure(hash, "cannot write the entry", error)
         }
@@ -114,25 +138,53 @@ enum Filler {
             verified = try await verifier.verify(
                 body.stream,
                 request: VerificationRequest(
-                    expectedHash: hash, declaredSize: body.info.size, limits: configuration.limits, requireManifest: false),
+                    expectedHash: hash, declaredSize: body.info.size, limits: configuration.limits, signatures: signatures,
+                    requireManifest: false),
                 visitor: TeeVisitor(writer, hasher))
         } catch let error as VerifyError where error.code == .verifyHashMismatch || error.code == .verifyTruncated {
             throw CacheError(code: .cacheHashMismatch, reason: "the fetched bundle does not hash to its content hash", hash: hash,
                              expected: error.expected, actual: error.actual, underlyingCode: error.code.rawValue, underlying: error.debugDescription)
+        } catch let error as VerifyError {
+            throw CacheError(
+                code: .cacheSignatureRefused, reason: "the bundle's signatures do not satisfy the trust bundle: \(error.description)",
+                hash: hash, expected: error.expected, actual: error.actual, underlyingCode: error.code.rawValue,
+                underlying: error.debugDescription)
         } catch {
             throw failure(hash, "the bundle could not be verified and unpacked", error)
         }
         if configuration.durable {
-            do { try writer.syncDirectories() } catch { throw failure(hash, "cannot sync the entry", error) }
+            let box = WriterBox(writer: writer)
+            do { try await BlockingIO.shared.run { try box.writer.syncDirectories() } } catch { throw failure(hash, "cannot sync the entry", error) }
         }
-        var base = ""
-        if let manifest = verified.manifestPath, let slash = manifest.lastIndex(of: "/") { base = String(manifest[...slash]) }
-        let modulePath = base + "dist/main.wasm"
-        let module = verified.entries.first { $0.kind == .file && $0.path == modulePath }.map { EntryMetadata.Module(path: $0.path, size: $0.size) }
-        var uiFiles: [String: UIFile] = [:]
-        let uiPrefix = base + "ui/"
-        for (path, file) in hasher.files where path.hasPrefix(uiPrefix) { uiFiles[String(path.dropFirst(uiPrefix.count))] = file }
-        return EntryMetadata(hash: hash.prefixed, base: base, module: module, uiFiles: uiFiles, filledAt: Date())
+        let layout = verified.layout
+        let module = verified.module.map { EntryMetadata.Module(path: $0.path, size: $0.size) }
+        let signers: [String]
+        switch verified.signature {
+        case .unverified: signers = []
+        case .verified(let keyIDs): signers = keyIDs
+        }
+        return EntryMetadata(
+            hash: hash.prefixed, layout: layout, module: module, uiFiles: hasher.uiFiles(of: layout), signers: signers, filledAt: Date())
+    }
+
+    /// The signatures a fill verifies with: the configured source, else the `bundle.sig` side
+    /// object (none when it is missing).
+    private static func signatures(
+        of hash: ContentHash, store: BundleStore, verifier: any Verifier, configuration: DiskModuleCache.Configuration
+    ) async throws -> [DetachedSignature] {
+        do {
+            if let source = configuration.signatures { return try await source(hash) }
+            // Without a trust bundle signatures decide nothing: no round trip for them.
+            if let streaming = verifier as? StreamingBundleVerifier, streaming.trust == nil { return [] }
+            guard let bytes = try await store.sideObject(.signatures, of: hash, limit: SignatureFile.maxBytes) else { return [] }
+            return try SignatureFile.parse(bytes)
+        } catch let error as VerifyError {
+            throw CacheError(
+                code: .cacheSignatureRefused, reason: "the bundle's signature file is unusable: \(error.description)", hash: hash,
+                underlyingCode: error.code.rawValue, underlying: error.debugDescription)
+        } catch {
+            throw failure(hash, "the bundle's signatures could not be fetched", error)
+        }
     }
 
     private static func failure(_ hash: ContentHash, _ reason: String, _ error: any Error) -> CacheError {
@@ -144,8 +196,19 @@ enum Filler {
     }
 }
 
-/// The cache folder's names and housekeeping.
+/// Carries a writer to the pool thread that finishes it; one thread uses it at a time.
+private struct WriterBox: @unchecked Sendable {
+    let writer: DirectoryWriter
+}
+
+/// The cache folder's names and housekeeping. Every function here blocks: callers run them on
+/// ``BundleCore/BlockingIO/shared`` (or at start-up).
 enum DiskLayout {
+    /// The folder inside an entry that holds the archive's files.
+    static let bundleFolder = "bundle"
+    /// The folder inside an entry that holds compiled modules.
+    static let compiledFolder = "compiled"
+
     struct Found {
         var hash: ContentHash
         var folder: String
@@ -168,17 +231,22 @@ enum DiskLayout {
     }
 
     /// The complete entries under `root`, oldest fill first; removes temporary folders of
-    /// processes that are gone, trash, and folders that are not complete entries.
+    /// processes that are gone, trash, and folders that are not complete entries of the current
+    /// layout.
     static func scan(root: String) -> [Found] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
         var found: [Found] = []
         for name in names {
             let path = root + "/" + name
-            if name.hasPrefix(".tmp-") {
-                let parts = name.split(separator: "-")
-                if parts.count >= 4, let pid = Int32(parts[2]), pid != getpid(), kill(pid, 0) == 0 || errno == EPERM { continue }
+            if BytePath.hasPrefix(name, ".tmp-") {
+                let parts = name.utf8.split(separator: UInt8(ascii: "-"))
+                if parts.count >= 4, let pid = Int32(String(decoding: parts[2], as: UTF8.self)), pid != getpid(),
+                    kill(pid, 0) == 0 || errno == EPERM
+                {
+                    continue
+                }
                 try? FileManager.default.removeItem(atPath: path)
-            } else if name.hasPrefix(".trash-") {
+            } else if BytePath.hasPrefix(name, ".trash-") {
                 try? FileManager.default.removeItem(atPath: path)
             } else if name.utf8.count == 64, let hash = try? ContentHash(parsing: name, allowUppercase: false) {
                 if let loaded = load(folder: path, hash: hash) {
@@ -193,20 +261,23 @@ enum DiskLayout {
 
     static func load(folder: String, hash: ContentHash) -> Found? {
         let path = folder + "/" + EntryMetadata.fileName
-        guard let data = FileManager.default.contents(atPath: path),
-            let metadata = try? JSONDecoder().decode(EntryMetadata.self, from: data), metadata.hash == hash.prefixed
+        guard let data = try? BoundedFile.read(path, limit: 64 << 20),
+            let metadata = try? JSONDecoder().decode(EntryMetadata.self, from: Data(data)), metadata.format == EntryMetadata.currentFormat,
+            metadata.hash == hash.prefixed, metadata.uiFiles.values.allSatisfy({ $0.size >= 0 }), (metadata.module?.size ?? 0) >= 0
         else { return nil }
         let modified = ((try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date) ?? .distantPast
         return Found(hash: hash, folder: folder, metadata: metadata, bytes: size(of: folder), modified: modified)
     }
 
-    /// The bytes of the files under `folder`.
+    /// The bytes of the files under `folder` (saturating).
     static func size(of folder: String) -> Int64 {
         guard let enumerator = FileManager.default.enumerator(atPath: folder) else { return 0 }
         var total: Int64 = 0
         while let relative = enumerator.nextObject() as? String {
             var info = stat()
-            if lstat(folder + "/" + relative, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG { total += Int64(info.st_size) }
+            if lstat(folder + "/" + relative, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG {
+                total = total.addingSaturating(Int64(info.st_size))
+            }
         }
         return total
     }
@@ -222,6 +293,30 @@ enum DiskLayout {
         guard status == 0, !sync || fsync(fd) == 0 else {
             throw CacheError(code: .cacheFillFailed, reason: "cannot write the entry", hash: hash, path: path, underlying: String(cString: strerror(errno)))
         }
+    }
+
+    /// The bytes of a file (at most 1 GiB), or nil when it is missing.
+    static func readFile(_ path: String) throws -> [UInt8]? {
+        guard access(path, F_OK) == 0 else { return nil }
+        return try BoundedFile.read(path, limit: 1 << 30)
+    }
+
+    /// Writes `bytes` to `path` through a temporary file renamed into place (creating the
+    /// folder); false when that fails.
+    static func replaceFile(_ path: String, _ bytes: [UInt8], sync: Bool) -> Bool {
+        guard let folder = BytePath.parent(path) else { return false }
+        mkdir(folder, 0o755)
+        let temporary = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        guard fd >= 0 else { return false }
+        let status = bytes.withUnsafeBytes { FileIO.writeAll(fd, $0) }
+        let synced = !sync || fsync(fd) == 0
+        close(fd)
+        guard status == 0, synced, rename(temporary, path) == 0 else {
+            unlink(temporary)
+            return false
+        }
+        return true
     }
 
     static func sync(_ folder: String) {

@@ -12,7 +12,8 @@ import Foundation
 /// - An entry is never removed while a handle to it is held; handles release when the last copy
 ///   is dropped.
 /// - Errors are ``CacheError``s naming the hash (`CACHE_HASH_MISMATCH`, `CACHE_NOT_FOUND`,
-///   `CACHE_FILL_FAILED`, `CACHE_NO_MODULE`); a remembered failure is rethrown as it was.
+///   `CACHE_SIGNATURE_REFUSED`, `CACHE_FILL_FAILED`, `CACHE_NO_MODULE`); a remembered failure is
+///   rethrown as it was.
 public protocol ModuleCache: Sendable {
     /// The bundle's module (`dist/main.wasm`), fetching the bundle on a miss.
     func ensureModuleCached(_ hash: ContentHash) async throws -> ModuleHandle
@@ -73,6 +74,13 @@ public struct UIHandle: Sendable {
 
     /// The absolute path of a file of the UI.
     public func path(of relative: String) -> String { relative.isEmpty ? root : root + "/" + relative }
+
+    /// The UI file at `relative` and its path as stored, matched byte for byte (a canonically
+    /// equivalent spelling of a name is another name, as on the file system).
+    public func file(at relative: String) -> (path: String, file: UIFile)? {
+        guard let index = files.index(forKey: relative), files[index].key.utf8.elementsEqual(relative.utf8) else { return nil }
+        return (files[index].key, files[index].value)
+    }
 }
 
 /// A held cache entry's module.
@@ -97,12 +105,16 @@ public struct ModuleHandle: Sendable {
         self.lease = lease
     }
 
-    /// Reads the module's bytes.
-    public func bytes() throws -> [UInt8] {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw CacheError(code: .cacheFillFailed, reason: "the cached module cannot be read", hash: hash, path: path)
+    /// Reads the module's bytes (on ``BundleCore/BlockingIO/shared``).
+    public func bytes() async throws -> [UInt8] {
+        let path = self.path
+        let hash = self.hash
+        do {
+            return try await BlockingIO.shared.run { try BoundedFile.read(path, limit: 1 << 30) }
+        } catch {
+            throw CacheError(
+                code: .cacheFillFailed, reason: "the cached module cannot be read", hash: hash, path: path, underlying: String(reflecting: error))
         }
-        return Array(data)
     }
 }
 
@@ -168,6 +180,9 @@ extension ErrorCode {
     public static let cacheNotFound: ErrorCode = "CACHE_NOT_FOUND"
     /// The bundle could not be fetched, verified or unpacked (a corrupt archive, an I/O error).
     public static let cacheFillFailed: ErrorCode = "CACHE_FILL_FAILED"
+    /// The bundle's signatures do not satisfy the verifier's trust bundle (unsigned, unknown,
+    /// revoked or expired key, a key not allowed for the publisher, a bad signature file).
+    public static let cacheSignatureRefused: ErrorCode = "CACHE_SIGNATURE_REFUSED"
     /// The bundle has no `dist/main.wasm`.
     public static let cacheNoModule: ErrorCode = "CACHE_NO_MODULE"
     /// A compiled module could not be produced.

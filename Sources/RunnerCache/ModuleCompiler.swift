@@ -17,7 +17,7 @@ public protocol ModuleCompiler: Sendable {
 
 extension ModuleCompiler {
     /// The artifact's file name: the key parts with anything but `[A-Za-z0-9._-]` replaced.
-    var artifactName: String {
+    public var artifactName: String {
         let safe = { (text: String) in
             String(text.unicodeScalars.map { scalar -> Character in
                 let ok = (scalar.value < 128) && (CharacterSet.alphanumerics.contains(scalar) || "._-".unicodeScalars.contains(scalar))

@@ -141,6 +141,7 @@ public struct UIAssetResponder: Sendable {
         } catch let error as CacheError {
             switch error.code {
             case .cacheHashMismatch: return Self.error(502, json: "archive_hash_mismatch")
+            case .cacheSignatureRefused: return Self.error(502, json: "signature_refused")
             case .cacheNotFound: return Self.error(404, json: "bundle_not_found")
             default: return Self.error(500, json: "extract_failed")
             }
@@ -148,9 +149,9 @@ public struct UIAssetResponder: Sendable {
             return Self.error(500, json: "extract_failed")
         }
         // 4. The file, with the SPA fallback to index.html for the root, folders and missing files.
+        //    Names match byte for byte, as on disk.
         let relative = segments.joined(separator: "/")
-        let (path, file) = ui.files[relative].map { (relative, $0) } ?? ("index.html", ui.files["index.html"])
-        guard let file else { return Self.error(404, text: "not found") }
+        guard let (path, file) = ui.file(at: relative) ?? ui.file(at: "index.html") else { return Self.error(404, text: "not found") }
         if let cap = configuration.maxFileBytes, file.size > cap { return Self.error(413, text: "asset too large") }
         let type = Self.contentType(for: path)
         let isHTML = type.hasPrefix("text/html")
@@ -187,24 +188,29 @@ public struct UIAssetResponder: Sendable {
 
     static let immutable = "public, max-age=31536000, immutable"
 
-    /// Alga's path sanitiser (reference 6.4 step 5): the normalised segments, or nil when refused.
-    /// Empty means the root. Refused: a leading `/`, control characters and NUL, `\`, `.` and `..`
-    /// segments, hidden segments, a trailing dot, and a last segment whose extension is not allowed.
+    /// Alga's path sanitiser (reference 6.4 step 5), on the path's bytes: the normalised
+    /// segments, or nil when refused. Empty means the root. Refused: a leading `/`, control
+    /// characters and NUL, `\`, `.` and `..` segments, hidden segments, a trailing dot, and a
+    /// last segment whose extension is not allowed. A path that is accepted never contains a
+    /// `..` segment or leaves the UI folder, whatever combining marks or invisible characters it
+    /// holds.
     public static func sanitize(_ path: String, allowedExtensions: Set<String> = Configuration.defaultAllowedExtensions) -> [String]? {
-        if path.hasPrefix("/") { return nil }
-        if path.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f || $0 == "\\" }) { return nil }
-        let segments = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
-        for segment in segments where segment.hasPrefix(".") { return nil }  // ".", "..", hidden files
-        if let last = segments.last, let dot = last.lastIndex(of: ".") {
-            let ext = last[last.index(after: dot)...].lowercased()
+        let bytes = Array(path.utf8)
+        if bytes.first == BytePath.slash { return nil }
+        if BytePath.containsControl(bytes) || bytes.contains(UInt8(ascii: "\\")) { return nil }
+        let segments = BytePath.segments(bytes).filter { !$0.isEmpty }
+        for segment in segments where segment.first == BytePath.dot { return nil }  // ".", "..", hidden files
+        if let last = segments.last, let dot = last.lastIndex(of: BytePath.dot) {
+            let ext = String(decoding: last[last.index(after: dot)...], as: UTF8.self).lowercased()
             if ext.isEmpty || !allowedExtensions.contains(ext) { return nil }
         }
-        return segments
+        return segments.map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// The content type of a file name, `charset=utf-8` for text.
     public static func contentType(for path: String) -> String {
-        let ext = path.split(separator: "/").last.flatMap { name in name.lastIndex(of: ".").map { name[name.index(after: $0)...].lowercased() } } ?? ""
+        let name = Array(BytePath.lastSegment(path).utf8)
+        let ext = name.lastIndex(of: BytePath.dot).map { String(decoding: name[($0 + 1)...], as: UTF8.self).lowercased() } ?? ""
         switch ext {
         case "html", "htm": return "text/html; charset=utf-8"
         case "js", "mjs": return "text/javascript; charset=utf-8"
