@@ -103,7 +103,7 @@ struct CacheCommand: AsyncParsableCommand {
 
         func run() async throws {
             let evicted = try await cacheOptions.open(options).clear()
-            Console.out("removed \(evicted.count) entries")
+            Console.out("removed \(evicted.count) \(evicted.count == 1 ? "entry" : "entries")")
         }
     }
 }

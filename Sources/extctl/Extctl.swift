@@ -12,7 +12,7 @@ import ManifestV2
 struct Extctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "extctl",
-        abstract: "Build, inspect and unpack extension bundles (bundle.tar.zst).",
+        abstract: "Pack, sign, verify, publish, install and cache extension bundles (bundle.tar.zst).",
         subcommands: [
             Pack.self, Unpack.self, Inspect.self, Hash.self, Keygen.self, Sign.self, Verify.self, Store.self, ManifestCommand.self,
             Publish.self, Install.self, Enable.self, Disable.self, Uninstall.self, ListCommand.self, Resolve.self, CacheCommand.self,
@@ -62,13 +62,15 @@ struct RefusedInput: Error {
     var message: String
 }
 
+/// Every line `extctl` prints goes through here: control characters, ANSI escapes and
+/// invisible format characters from hostile names are escaped, never sent to the terminal raw.
 enum Console {
     static func error(_ text: String) {
-        FileHandle.standardError.write(Data(("extctl: " + text + "\n").utf8))
+        FileHandle.standardError.write(Data(("extctl: " + Printable.escape(text, keepingLayout: true) + "\n").utf8))
     }
 
     static func out(_ text: String) {
-        print(text)
+        print(Printable.escape(text, keepingLayout: true))
     }
 
     /// Prints `value` as pretty JSON with sorted keys (the `--json` output of every command).

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BundleCore
 import Foundation
 import ManifestV2
 
@@ -21,10 +22,16 @@ struct ManifestCommand: ParsableCommand {
         var json = false
 
         func run() throws {
-            guard let data = FileManager.default.contents(atPath: file) else {
-                throw RefusedInput(message: "MANIFEST_IO: cannot read '\(file)'")
+            // Never more than the manifest cap (plus one byte) is read: a larger file is refused
+            // by its size, as validation refuses it.
+            let options = ManifestValidator.Options(strict: strict)
+            let data: [UInt8]
+            do {
+                data = try BoundedFile.read(file, limit: options.maxBytes)
+            } catch is BoundedFile.TooLarge {
+                data = [UInt8](repeating: 0x20, count: options.maxBytes + 1)  // validate() reports the size issue
             }
-            let result = ManifestValidator.validate(Array(data), options: .init(strict: strict))
+            let result = ManifestValidator.validate(data, options: options)
             if json {
                 try Console.json(result.issues)
             } else if result.isValid {

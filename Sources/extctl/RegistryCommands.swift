@@ -4,6 +4,7 @@ import BundleStore
 import BundleVerify
 import ExtensionHost
 import Foundation
+import ManifestV2
 import RegistryV2
 import RegistryV2SQLite
 
@@ -33,7 +34,7 @@ struct HostOptions: ParsableArguments {
     /// The services over the chosen store and registry.
     func host(strictManifests: Bool = false) throws -> ExtensionHost {
         var path = registry ?? data + "/registry.sqlite"
-        if path.hasPrefix("sqlite://") { path = String(path.dropFirst("sqlite://".count)) }
+        if BytePath.hasPrefix(path, "sqlite://") { path = BytePath.dropPrefix(path, bytes: "sqlite://".utf8.count) }
         let trust = try trustBundle.map { try TrustBundle.load($0) } ?? TrustBundle.fromEnvironment()
         return ExtensionHost(
             store: try bundleStore(),
@@ -69,10 +70,7 @@ struct Publish: AsyncParsableCommand {
         let signatures = try SignatureFile.load(for: bundle, explicit: signature)
         var manifestJson: String?
         if let manifest {
-            guard let data = FileManager.default.contents(atPath: manifest) else {
-                throw RefusedInput(message: "BAD_REQUEST: cannot read the manifest '\(manifest)'")
-            }
-            manifestJson = String(decoding: data, as: UTF8.self)
+            manifestJson = String(decoding: try BoundedFile.read(manifest, limit: ManifestValidator.Options().maxBytes), as: UTF8.self)
         }
         let size = Int64(info.st_size)
         let upload = try await host.upload(

@@ -21,15 +21,34 @@ struct Keygen: ParsableCommand {
         case "p256", "p-256", "ecdsa-p256-sha256": kind = .ecdsaP256SHA256
         default: throw ValidationError("--algorithm must be ed25519 or p256")
         }
-        guard !FileManager.default.fileExists(atPath: output) else {
-            throw RefusedInput(message: "KEY_EXISTS: '\(output)' exists; not overwriting a key")
-        }
         let key = SigningKey(generating: kind)
-        let publicPath = (output.hasSuffix(".pem") ? String(output.dropLast(4)) : output) + ".pub.pem"
-        guard FileManager.default.createFile(atPath: output, contents: Data(key.pem.utf8), attributes: [.posixPermissions: 0o600]),
-            FileManager.default.createFile(atPath: publicPath, contents: Data(key.publicKey.pem.utf8))
-        else { throw RefusedInput(message: "KEY_IO: cannot write '\(output)'") }
+        let publicPath = (BytePath.hasSuffix(output, ".pem") ? String(decoding: output.utf8.dropLast(4), as: UTF8.self) : output) + ".pub.pem"
+        // The private key is created with mode 0600 and O_EXCL in one step: never readable by
+        // others, not even for a moment, and never over an existing file.
+        try Self.create(output, contents: Array(key.pem.utf8), mode: 0o600)
+        do {
+            try Self.create(publicPath, contents: Array(key.publicKey.pem.utf8), mode: 0o644)
+        } catch {
+            unlink(output)
+            throw error
+        }
         Console.out("\(key.publicKey.keyID)  \(output)  \(publicPath)")
+    }
+
+    /// Creates a new file with `mode` (refusing an existing one) and writes `contents`.
+    static func create(_ path: String, contents: [UInt8], mode: mode_t) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode)
+        guard fd >= 0 else {
+            if errno == EEXIST { throw RefusedInput(message: "KEY_EXISTS: '\(Printable.escape(path))' exists; not overwriting a key") }
+            throw FileError("create", path: path, errno: errno)
+        }
+        let status = contents.withUnsafeBytes { FileIO.writeAll(fd, $0) }
+        let synced = fsync(fd) == 0
+        close(fd)
+        guard status == 0, synced else {
+            unlink(path)
+            throw FileError("write", path: path, errno: status != 0 ? status : EIO)
+        }
     }
 }
 
@@ -47,15 +66,15 @@ struct Sign: ParsableCommand {
     var output: String?
 
     func run() throws {
-        guard let pem = FileManager.default.contents(atPath: key) else { throw RefusedInput(message: "KEY_IO: cannot read '\(key)'") }
+        let pem = try BoundedFile.read(key, limit: 64 << 10)
         let signingKey = try SigningKey(pem: String(decoding: pem, as: UTF8.self))
         let hasher = try FileHashing.hasher(fileAt: bundle)
         let hash = hasher.finalize()
         let signature = try signingKey.sign(digest: hasher.digest256, hash: hash)
         let path = output ?? bundle + ".sig"
         var all: [DetachedSignature] = []
-        if let existing = FileManager.default.contents(atPath: path) {
-            all = try SignatureFile.parse(Array(existing)).filter { $0.keyID != signature.keyID }
+        if access(path, F_OK) == 0 {
+            all = try SignatureFile.load(path).filter { $0.keyID != signature.keyID }
         }
         all.append(signature)
         guard FileManager.default.createFile(atPath: path, contents: Data(SignatureFile.encode(all))) else {
@@ -127,7 +146,6 @@ extension SignatureFile {
     /// exists, else none.
     static func load(for bundle: String, explicit: String?) throws -> [DetachedSignature] {
         guard let path = explicit ?? (FileManager.default.fileExists(atPath: bundle + ".sig") ? bundle + ".sig" : nil) else { return [] }
-        guard let data = FileManager.default.contents(atPath: path) else { throw RefusedInput(message: "SIGNATURE_IO: cannot read '\(path)'") }
-        return try parse(Array(data))
+        return try load(path)
     }
 }

@@ -19,27 +19,32 @@ struct StoreOptions: ParsableArguments {
     func objectStore() throws -> any ObjectStore { try StoreOptions.objectStore(url: store) }
 
     /// The object store a URL names: `file:///PATH` (or a plain path) or `s3://BUCKET[/PREFIX]`.
+    /// Parsed on bytes, so a `/` followed by a combining mark still ends the bucket name.
     static func objectStore(url store: String) throws -> any ObjectStore {
-        if store.hasPrefix("s3://") {
-            let rest = store.dropFirst("s3://".count)
-            let bucket = String(rest.prefix { $0 != "/" })
-            var prefix = String(rest.dropFirst(bucket.count)).trimmingCharacters(in: CharacterSet(charactersIn: "/"))
-            if !prefix.isEmpty { prefix += "/" }
-            let configuration = try S3ObjectStore.Configuration.fromEnvironment(bucket: bucket, keyPrefix: prefix)
+        if BytePath.hasPrefix(store, "s3://") {
+            let rest = Array(store.utf8.dropFirst("s3://".utf8.count))
+            let bucket = String(decoding: rest.prefix { $0 != BytePath.slash }, as: UTF8.self)
+            var prefix = Array(rest.dropFirst(bucket.utf8.count))[...]
+            while prefix.first == BytePath.slash { prefix = prefix.dropFirst() }
+            while prefix.last == BytePath.slash { prefix = prefix.dropLast() }
+            let keyPrefix = prefix.isEmpty ? "" : String(decoding: prefix, as: UTF8.self) + "/"
+            let configuration = try S3ObjectStore.Configuration.fromEnvironment(bucket: bucket, keyPrefix: keyPrefix)
             return try S3ObjectStore(configuration: configuration)
         }
         var path = store
-        if path.hasPrefix("file://") { path = String(path.dropFirst("file://".count)) } else if path.hasPrefix("file:") {
-            path = String(path.dropFirst("file:".count))
+        for scheme in ["file://", "file:"] where BytePath.hasPrefix(path, scheme) {
+            path = BytePath.dropPrefix(path, bytes: scheme.utf8.count)
+            break
         }
-        guard !path.isEmpty, !store.contains("://") || store.hasPrefix("file://") else {
-            throw StoreError(code: .storeConfiguration, reason: "unsupported store URL '\(store)' (use file:///PATH or s3://BUCKET)")
+        guard !path.isEmpty, !BytePath.contains(store, "://") || BytePath.hasPrefix(store, "file://") else {
+            throw StoreError(
+                code: .storeConfiguration, reason: "unsupported store URL '\(Printable.escape(store))' (use file:///PATH or s3://BUCKET)")
         }
         return try FileSystemObjectStore(root: path)
     }
 
     /// Whether the store is reached over the network.
-    var isRemote: Bool { store.hasPrefix("s3://") }
+    var isRemote: Bool { BytePath.hasPrefix(store, "s3://") }
 
     func bundleStore() throws -> BundleStore {
         try BundleStore(objects: objectStore(), configuration: .init(layout: .contentAddressed(base: base)))
@@ -62,22 +67,36 @@ struct Store: AsyncParsableCommand {
         @Option(help: "Refuse unless the file hashes to this (bare hex or sha256:<hex>).")
         var expectHash: String?
 
+        @Option(help: "Refuse bundles larger than this many bytes (default 209715200, Alga's cap).")
+        var maxBytes: Int64 = 209_715_200
+
         @OptionGroup var options: StoreOptions
+
+        func validate() throws {
+            guard maxBytes > 0 else { throw ValidationError("--max-bytes must be positive") }
+        }
 
         func run() async throws {
             let expected = try expectHash.map { try ContentHash(parsing: $0) }
             var info = stat()
-            guard stat(file, &info) == 0 else {
-                throw StoreError(code: .storeIO, reason: "cannot read the bundle file: \(String(cString: strerror(errno)))", key: file)
+            guard stat(file, &info) == 0 else { throw FileError("open", path: file, errno: errno) }
+            let type = info.st_mode & S_IFMT
+            guard type == S_IFREG || type == S_IFIFO || type == S_IFCHR else {
+                throw FileError("read", path: file, errno: type == S_IFDIR ? EISDIR : EINVAL)
             }
-            let isRegular = (info.st_mode & S_IFMT) == S_IFREG
+            let isRegular = type == S_IFREG
+            if isRegular, Int64(info.st_size) > maxBytes {
+                throw StoreError(
+                    code: .storeTooLarge, reason: "the bundle is larger than the limit (--max-bytes)", key: file,
+                    expected: "at most \(maxBytes) bytes", actual: "\(info.st_size) bytes")
+            }
             // For a remote store, hash the local file first: the upload then goes straight to its
             // canonical key (and is skipped when already there) instead of staging plus a
             // server-side copy, which rewrites every byte on some servers.
             var knownHash = expected
             if knownHash == nil, isRegular, options.isRemote { knownHash = try FileHashing.hash(fileAt: file) }
             let stored = try await options.bundleStore().putBundle(
-                .file(at: file), length: isRegular ? Int64(info.st_size) : nil, expected: knownHash)
+                .file(at: file), length: isRegular ? Int64(info.st_size) : nil, expected: knownHash, maxBytes: maxBytes)
             Console.out("\(stored.hash.prefixed)  \(stored.outcome.rawValue)")
         }
     }
@@ -150,7 +169,7 @@ struct Store: AsyncParsableCommand {
         @Argument(help: "The content hash.")
         var hash: String
 
-        @Flag(help: "Presign an upload instead of a download.")
+        @Flag(help: "Presign a create-only upload instead of a download (the uploader must send If-None-Match: *).")
         var put = false
 
         @Option(help: "Seconds the URL stays valid (1-604800).")
@@ -166,6 +185,9 @@ struct Store: AsyncParsableCommand {
                 throw StoreError(code: .storeUnsupported, reason: "this store cannot presign URLs (use an s3:// store)", key: key)
             }
             Console.out(url.absoluteString)
+            if put {
+                Console.error("note: upload with the header 'If-None-Match: *' (it is signed into the URL); an existing bundle is never replaced")
+            }
         }
     }
 
