@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "RegistryV2SQLite", targets: ["RegistryV2SQLite"]),
         .library(name: "ExtensionHost", targets: ["ExtensionHost"]),
         .library(name: "RunnerCache", targets: ["RunnerCache"]),
+        .library(name: "ExtBundlesTesting", targets: ["ExtBundlesTesting"]),
         .executable(name: "extctl", targets: ["extctl"]),
     ],
     dependencies: [
@@ -69,7 +70,7 @@ let package = Package(
         .target(
             name: "BundleVerify",
             dependencies: [
-                "BundleCore", "BundleArchive",
+                "BundleCore", "BundleArchive", "ManifestV2",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -103,6 +104,11 @@ let package = Package(
             dependencies: ["BundleCore", "BundleArchive", "BundleStore", "BundleVerify", "ManifestV2", "RegistryV2"],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "ExtBundlesTesting",
+            dependencies: ["BundleCore", "BundleArchive", "BundleStore", "ManifestV2", "RegistryV2", "RunnerCache"],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "extctl",
             dependencies: [
@@ -122,7 +128,7 @@ let package = Package(
         ),
         .target(
             name: "TestSupport",
-            dependencies: ["BundleCore"],
+            dependencies: ["BundleCore", "ExtBundlesTesting"],
             path: "Tests/TestSupport",
             swiftSettings: swiftSettings
         ),
@@ -144,7 +150,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BundleStoreTests",
-            dependencies: ["BundleStore", "BundleStoreS3", "BundleCore", "TestSupport", "StoreTestSupport"],
+            dependencies: ["BundleStore", "BundleStoreS3", "BundleCore", "ExtBundlesTesting", "TestSupport", "StoreTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -154,21 +160,21 @@ let package = Package(
         ),
         .testTarget(
             name: "RegistryV2Tests",
-            dependencies: ["RegistryV2", "RegistryV2SQLite", "BundleCore", "ManifestV2", "TestSupport", "StoreTestSupport"],
+            dependencies: ["RegistryV2", "RegistryV2SQLite", "BundleCore", "ManifestV2", "ExtBundlesTesting", "TestSupport", "StoreTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "ExtensionHostTests",
             dependencies: [
                 "ExtensionHost", "RegistryV2", "RegistryV2SQLite", "BundleStore", "BundleStoreS3", "BundleVerify", "BundleArchive",
-                "BundleCore", "ManifestV2", "TestSupport", "StoreTestSupport",
+                "BundleCore", "ManifestV2", "ExtBundlesTesting", "TestSupport", "StoreTestSupport",
             ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "RunnerCacheTests",
             dependencies: [
-                "RunnerCache", "BundleStore", "BundleVerify", "BundleArchive", "BundleCore", "TestSupport", "StoreTestSupport",
+                "RunnerCache", "BundleStore", "BundleVerify", "BundleArchive", "BundleCore", "ExtBundlesTesting", "TestSupport", "StoreTestSupport",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             swiftSettings: swiftSettings

@@ -73,3 +73,59 @@ enum ArchiveFixtures {
         return (out, result)
     }
 }
+
+/// Raw tar pieces written by hand (not by `TarWriter`), for hostile archives.
+enum RawTar {
+    /// One ustar header block with exactly these fields and a correct checksum.
+    static func header(
+        name: [UInt8], typeflag: UInt8 = UInt8(ascii: "0"), size: Int64, linkName: [UInt8] = [], prefix: [UInt8] = [], mode: Int = 0o644
+    ) -> [UInt8] {
+        var block = [UInt8](repeating: 0, count: 512)
+        func put(_ bytes: [UInt8], _ offset: Int) { for (index, byte) in bytes.enumerated() { block[offset + index] = byte } }
+        func octal(_ value: Int64, _ width: Int) -> [UInt8] {
+            let digits = String(value, radix: 8)
+            return Array((String(repeating: "0", count: max(0, width - 1 - digits.count)) + digits).utf8) + [0]
+        }
+        put(Array(name.prefix(100)), 0)
+        put(octal(Int64(mode), 8), 100)
+        put(octal(0, 8), 108)
+        put(octal(0, 8), 116)
+        put(octal(size, 12), 124)
+        put(octal(0, 12), 136)
+        block[156] = typeflag
+        put(Array(linkName.prefix(100)), 157)
+        put(Array("ustar\0".utf8), 257)
+        put(Array("00".utf8), 263)
+        put(Array(prefix.prefix(155)), 345)
+        put([UInt8](repeating: 0x20, count: 8), 148)
+        let sum = block.reduce(0) { $0 + Int64($1) }
+        put(octal(sum, 7) + [0x20], 148)
+        return block
+    }
+
+    /// A data area: the bytes and zero padding to a whole block.
+    static func data(_ bytes: [UInt8]) -> [UInt8] { bytes + [UInt8](repeating: 0, count: (512 - bytes.count % 512) % 512) }
+
+    /// A file entry: header and data.
+    static func file(_ name: String, _ bytes: [UInt8] = Array("payload\n".utf8)) -> [UInt8] {
+        header(name: Array(name.utf8), size: Int64(bytes.count)) + data(bytes)
+    }
+
+    /// A pax extended header (`x`, or `g` for global) carrying `records` verbatim.
+    static func pax(_ records: [UInt8], global: Bool = false) -> [UInt8] {
+        header(name: Array("././@PaxHeader".utf8), typeflag: UInt8(ascii: global ? "g" : "x"), size: Int64(records.count)) + data(records)
+    }
+
+    /// `"<len> key=value\n"` records.
+    static func records(_ pairs: [(String, [UInt8])]) -> [UInt8] {
+        pairs.flatMap { key, value -> [UInt8] in
+            let body = 1 + key.utf8.count + 1 + value.count + 1
+            var length = body + 1
+            while String(length).utf8.count + body != length { length = String(length).utf8.count + body }
+            return Array("\(length) \(key)=".utf8) + value + [0x0a]
+        }
+    }
+
+    /// The end-of-archive blocks.
+    static let end = [UInt8](repeating: 0, count: 1024)
+}

@@ -1,18 +1,13 @@
 import BundleCore
 import BundleStore
+import ExtBundlesTesting
 import Foundation
 @_exported import StoreTestSupport
 
 /// A byte stream that fails after `bytes` bytes, to test that a failed write leaves nothing.
-func failingStream(after bytes: [UInt8]) -> ByteStream {
-    let state = LockedValue(false)
-    return ByteStream(unfolding: {
-        if state.withLock({ sent in defer { sent = true }; return sent }) { throw InjectedFailure() }
-        return bytes
-    })
-}
+func failingStream(after bytes: [UInt8]) -> ByteStream { Conformance.failingStream(after: bytes) }
 
-struct InjectedFailure: Error {}
+typealias InjectedFailure = Conformance.InjectedFailure
 
 /// Reads a whole object.
 func contents(_ store: any ObjectStore, _ key: String) async throws -> [UInt8] {

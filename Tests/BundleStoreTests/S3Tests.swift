@@ -1,6 +1,6 @@
 import BundleCore
 import BundleStore
-import BundleStoreS3
+@testable import BundleStoreS3
 import Foundation
 import Testing
 import TestSupport
@@ -59,8 +59,16 @@ struct S3InteropTests {
         #expect(try Array(Data(contentsOf: URL(fileURLWithPath: scratch + "/got.bin"))) == bytes)
 
         try TestSupport.write(Array("uploaded with curl".utf8), to: "up.txt", in: scratch)
+        try TestSupport.write(Array("something else".utf8), to: "other.txt", in: scratch)
         let put = try #require(try await store.presignedURL(for: .put, key: "presign/put.txt", expires: 300))
-        try TestSupport.sh("curl -sf -X PUT --upload-file '\(scratch)/up.txt' '\(put.absoluteString)'")
+        // If-None-Match is signed into the URL: without it the signature does not match.
+        #expect(try TestSupport.sh("curl -s -o /dev/null -w '%{http_code}' -X PUT --upload-file '\(scratch)/up.txt' '\(put.absoluteString)'") == "403")
+        #expect(try await store.head("presign/put.txt") == nil)
+        try TestSupport.sh("curl -sf -X PUT -H 'If-None-Match: *' --upload-file '\(scratch)/up.txt' '\(put.absoluteString)'")
+        #expect(try await contents(store, "presign/put.txt") == Array("uploaded with curl".utf8))
+        // The same URL can never replace the object: other bytes are refused, the object stays.
+        let again = try TestSupport.sh("curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'If-None-Match: *' --upload-file '\(scratch)/other.txt' '\(put.absoluteString)'")
+        #expect(again == "412")
         #expect(try await contents(store, "presign/put.txt") == Array("uploaded with curl".utf8))
 
         var tampered = get.absoluteString
@@ -70,6 +78,36 @@ struct S3InteropTests {
         let expiring = try #require(try await store.presignedURL(for: .get, key: "presign/get.bin", expires: 1))
         try await Task.sleep(nanoseconds: 2_500_000_000)
         #expect(try TestSupport.sh("curl -s -o /dev/null -w '%{http_code}' '\(expiring.absoluteString)'") == "403")
+    }
+
+    @Test func presignedPutsOfExtctlAreCreateOnly() async throws {
+        // `extctl store presign --put` signs a PUT to a canonical key: a second upload with the
+        // same URL and other bytes is refused, and the stored bundle is unchanged.
+        let scratch = try TestSupport.makeTemporaryDirectory("presign-cli")
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let environment = try Self.cliEnvironment()
+        let hash = String(repeating: "ab", count: 32)
+        let url = try TestSupport.run(
+            [TestSupport.extctl, "store", "presign", hash, "--put", "--store", "s3://\(store.configuration.bucket)/\(store.configuration.keyPrefix)"],
+            environment: environment)
+        #expect(url.status == 0, "\(url.stderr)")
+        #expect(url.stderr.contains("If-None-Match"))
+        let presigned = url.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try TestSupport.write(Array("first".utf8), to: "a", in: scratch)
+        try TestSupport.write(Array("second, longer".utf8), to: "b", in: scratch)
+        #expect(try TestSupport.sh("curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'If-None-Match: *' --upload-file '\(scratch)/a' '\(presigned)'") == "200")
+        #expect(try TestSupport.sh("curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'If-None-Match: *' --upload-file '\(scratch)/b' '\(presigned)'") == "412")
+        #expect(try TestSupport.sh("curl -s -o /dev/null -w '%{http_code}' -X PUT --upload-file '\(scratch)/b' '\(presigned)'") == "403")
+        #expect(try await contents(store, "sha256/\(hash)/bundle.tar.zst") == Array("first".utf8))
+    }
+
+    static func cliEnvironment() throws -> [String: String] {
+        let environment = ProcessInfo.processInfo.environment
+        guard let endpoint = environment["EXTBUNDLES_S3_ENDPOINT"] else { throw S3NotConfigured() }
+        return [
+            "STORAGE_S3_ENDPOINT": endpoint, "STORAGE_S3_ACCESS_KEY": environment["EXTBUNDLES_S3_ACCESS_KEY"] ?? "",
+            "STORAGE_S3_SECRET_KEY": environment["EXTBUNDLES_S3_SECRET_KEY"] ?? "", "STORAGE_S3_REGION": environment["EXTBUNDLES_S3_REGION"] ?? "us-east-1",
+        ]
     }
 
     @Test func presignedUploadPartsCompleteAnUpload() async throws {
@@ -145,6 +183,20 @@ struct S3InteropTests {
         #expect(error?.code == .storeAlreadyExists)
         #expect(error?.httpStatus == 412)
         #expect(try await contents(store, "copy/dst") == [2])
+    }
+}
+
+@Suite struct S3ContentRangeTests {
+    /// A hostile or broken server's Content-Range is refused, never trusted into a range that traps.
+    @Test func contentRangesAreCheckedBeforeUse() {
+        #expect(S3ObjectStore.parseContentRange("bytes 0-9/10")?.range == 0...9)
+        #expect(S3ObjectStore.parseContentRange("bytes 5-5/6")?.total == 6)
+        for bad in [
+            "bytes 9-3/10", "bytes 0-9223372036854775807/1", "bytes 0-10/10", "bytes -1-3/10", "bytes 0-3/*", "bytes 3/10", "0-3/10",
+            "bytes 0-99999999999999999999/100000000000000000000", "bytes +1-3/10", "bytes 1-3/10/4", "",
+        ] {
+            #expect(S3ObjectStore.parseContentRange(bad) == nil, "\(bad)")
+        }
     }
 }
 

@@ -58,7 +58,8 @@ func signatures(_ bytes: [UInt8], _ keys: [SigningKey]) throws -> [DetachedSigna
         #expect(result.hash == sample.hash)
         #expect(result.size == Int64(sample.bytes.count))
         #expect(result.manifestPath == "manifest.json")
-        #expect(result.hasMainWasm && result.hasUIIndex)
+        #expect(result.module?.path == "dist/main.wasm" && result.hasUIIndex)
+        #expect(result.layout == BundleLayout(manifestPath: "manifest.json"))
         #expect(result.signature == .unverified)
         #expect(result.entries.count == 5)
     }

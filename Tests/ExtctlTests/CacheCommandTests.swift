@@ -23,9 +23,9 @@ import TestSupport
     func checkServable(_ root: String, _ expected: (hash: ContentHash, wasm: [UInt8], index: [UInt8])) throws {
         for name in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] where !name.hasPrefix(".") {
             #expect(name == expected.hash.hex)
-            #expect(FileManager.default.fileExists(atPath: root + "/\(name)/.entry.json"))
-            #expect(FileManager.default.contents(atPath: root + "/\(name)/dist/main.wasm").map(Array.init) == expected.wasm)
-            #expect(FileManager.default.contents(atPath: root + "/\(name)/ui/index.html").map(Array.init) == expected.index)
+            #expect(FileManager.default.fileExists(atPath: root + "/\(name)/meta.json"))
+            #expect(FileManager.default.contents(atPath: root + "/\(name)/bundle/dist/main.wasm").map(Array.init) == expected.wasm)
+            #expect(FileManager.default.contents(atPath: root + "/\(name)/bundle/ui/index.html").map(Array.init) == expected.index)
         }
     }
 
@@ -66,7 +66,7 @@ import TestSupport
             let cache = try DiskModuleCache(root: root, store: store)
             #expect(((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).allSatisfy { !$0.hasPrefix(".") })
             let module = try await cache.ensureModuleCached(expected.hash)
-            #expect(try module.bytes() == expected.wasm)
+            #expect(try await module.bytes() == expected.wasm)
             try checkServable(root, expected)
         }
         // The kills really landed inside fills (not all before or after them).
@@ -83,14 +83,14 @@ import TestSupport
         let warm = try extctl("cache", "warm", "acme.com.acme.cli", "--data", data)
         #expect(warm.status == 0, "\(warm.stderr)")
         #expect(warm.stdout.hasPrefix(hash.prefixed))
-        #expect(FileManager.default.fileExists(atPath: data + "/cache/\(hash.hex)/ui/index.html"))
+        #expect(FileManager.default.fileExists(atPath: data + "/cache/\(hash.hex)/bundle/ui/index.html"))
         let stats = try extctl("cache", "stats", "--json", "--data", data)
         let object = try JSONSerialization.jsonObject(with: Data(stats.stdout.utf8)) as? [String: Any]
         #expect(object?["entries"] as? Int == 1)
         #expect(try extctl("cache", "prune", "--data", data).stdout.contains("evicted") == false)
         #expect(try extctl("cache", "prune", "--max-bytes", "0", "--data", data).stdout.contains("evicted \(hash.prefixed)"))
         #expect(try extctl("cache", "warm", hash.hex, "--data", data).status == 0)
-        #expect(try extctl("cache", "clear", "--data", data).stdout == "removed 1 entries\n")
+        #expect(try extctl("cache", "clear", "--data", data).stdout == "removed 1 entry\n")
         let missing = try extctl("cache", "warm", ContentHash.of([1]).prefixed, "--data", data)
         #expect(missing.status == 1 && missing.stderr.contains("CACHE_NOT_FOUND"))
     }

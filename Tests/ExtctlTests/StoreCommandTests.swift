@@ -42,7 +42,8 @@ import TestSupport
             (["store", "presign", String(repeating: "a", count: 64), "--store", store], "STORE_UNSUPPORTED"),
             (["store", "ls", "--store", store, "--prefix", "../"], "STORE_INVALID_KEY"),
             (["store", "ls", "--store", "ftp://host/x"], "STORE_CONFIGURATION"),
-            (["store", "put-bundle", scratch("missing"), "--store", store], "STORE_IO"),
+            (["store", "put-bundle", scratch("missing"), "--store", store], "FILE_IO"),
+            (["store", "put-bundle", scratch("."), "--store", store], "FILE_IO: read failed: Is a directory"),
         ]
         for (arguments, code) in cases {
             let result = try TestSupport.run([TestSupport.extctl] + arguments)

@@ -4,27 +4,47 @@ import Foundation
 import MetricsTestKit
 import RunnerCache
 import StoreTestSupport
+import ExtBundlesTesting
 import Testing
 import TestSupport
 
-/// The `ModuleCache` conformance suite, run against `DiskModuleCache` over every store backend.
+/// The `ModuleCache` contract (ExtBundlesTesting's `ModuleCacheConformance`), run against
+/// `DiskModuleCache` over every store backend.
 @Suite struct ModuleCacheConformanceTests {
+    @Test(arguments: Backend.available, ModuleCacheConformance.Check.allCases)
+    func conformance(_ backend: Backend, _ check: ModuleCacheConformance.Check) async throws {
+        let folder = try TestSupport.makeTemporaryDirectory("cache-conformance")
+        let fixtures = LockedValue<[StoreFixture]>([])
+        defer {
+            fixtures.withLock { $0.removeAll() }
+            try? FileManager.default.removeItem(atPath: folder)
+        }
+        try await ModuleCacheConformance(
+            makeObjectStore: {
+                let fixture = try backend.make()
+                fixtures.withLock { $0.append(fixture) }
+                return fixture.store
+            },
+            makeCache: { store in try DiskModuleCache(root: folder + "/root", store: store) }
+        ).run(check)
+    }
+}
+
+/// What `DiskModuleCache` adds to the contract: its layout on disk, metrics, the negative cache.
+@Suite struct DiskModuleCacheTests {
     @Test(arguments: Backend.available)
-    func aColdMissFillsAndAWarmCallHits(store: Backend) async throws {
+    func aColdMissLaysOutTheEntryAndCountsIt(store: Backend) async throws {
         let fixture = try CacheFixture(store)
         let bundle = try CacheBundle()
         try await fixture.publish(bundle)
         let cache = try fixture.cache()
         let ui = try await cache.ensureUiCached(bundle.hash)
-        #expect(ui.hasIndex)
-        #expect(ui.root == fixture.root + "/" + bundle.hash.hex + "/ui")
-        #expect(FileManager.default.contents(atPath: ui.path(of: "index.html")).map(Array.init) == bundle.index)
-        #expect(ui.files["index.html"]?.etag == "\"sha256-\(ContentHash.of(bundle.index).hex)\"")
-        #expect(ui.files["assets/app.js"]?.size == Int64("console.log(1)".utf8.count))
+        // The archive's files under bundle/, the cache's own beside them.
+        #expect(ui.root == fixture.root + "/" + bundle.hash.hex + "/bundle/ui")
+        #expect(TestSupport.listing(fixture.root + "/" + bundle.hash.hex) == ["bundle", "meta.json"])
         let module = try await cache.ensureModuleCached(bundle.hash)
-        #expect(try module.bytes() == bundle.mainWasm)
-        #expect(module.size == Int64(bundle.mainWasm.count))
-        #expect(fixture.objects.gets.withLock { $0 } == 1)
+        #expect(module.path == fixture.root + "/" + bundle.hash.hex + "/bundle/dist/main.wasm")
+        #expect(try await module.bytes() == bundle.mainWasm)
         #expect(fixture.names() == [bundle.hash.hex])
         #expect(fixture.counter("hits") == 1 && fixture.counter("misses") == 1 && fixture.counter("fetches") == 1)
         let bytes = await cache.stats().bytes
@@ -34,83 +54,58 @@ import TestSupport
     }
 
     @Test(arguments: Backend.available)
-    func failuresLeaveNothingAndAreRemembered(store: Backend) async throws {
-        let fixture = try CacheFixture(store)
-        let cache = try fixture.cache()
-        // Not in the store.
-        let missing = ContentHash.of([1, 2, 3])
-        let notFound = await #expect(throws: CacheError.self) { try await cache.ensureUiCached(missing) }
-        #expect(notFound?.code == .cacheNotFound)
-        // Remembered: a second call within the TTL does not touch the store.
-        let gets = fixture.objects.gets.withLock { $0 }
-        await #expect(throws: CacheError.self) { try await cache.ensureModuleCached(missing) }
-        #expect(fixture.objects.gets.withLock { $0 } == gets)
-
-        // Bytes under another bundle's hash: a mismatch, with both hashes.
-        let bundle = try CacheBundle(seed: 2)
-        let claimed = ContentHash.of(Array("claimed".utf8))
-        try await fixture.objects.put(fixture.store.bundleKey(for: claimed), bytes: bundle.bytes)
-        let mismatch = await #expect(throws: CacheError.self) { try await cache.ensureUiCached(claimed) }
-        #expect(mismatch?.code == .cacheHashMismatch)
-        #expect(mismatch?.expected == claimed.prefixed && mismatch?.actual == bundle.hash.prefixed)
-
-        // The right hash of bytes that are not an archive (Alga's 1,024 bytes of 0x1F).
-        let junk = [UInt8](repeating: 0x1f, count: 1_024)
-        _ = try await fixture.store.putBundle(.bytes(junk), expected: ContentHash.of(junk))
-        let corrupt = await #expect(throws: CacheError.self) { try await cache.ensureUiCached(ContentHash.of(junk)) }
-        #expect(corrupt?.code == .cacheFillFailed)
-        #expect(corrupt?.underlyingCode?.hasPrefix("ZSTD") == true || corrupt?.underlyingCode?.hasPrefix("ARCHIVE") == true)
-        #expect(fixture.names().isEmpty)
-        #expect(fixture.counter("fetch_failures") == 3)
-        #expect(await cache.stats().entries == 0)
-    }
-
-    @Test(arguments: Backend.available)
-    func aFailureIsForgottenAfterItsTTL(store: Backend) async throws {
+    func failuresAreRememberedForTheirTTLAndLeaveNothing(store: Backend) async throws {
         let fixture = try CacheFixture(store)
         let cache = try fixture.cache(negativeTTL: 10)
         let bundle = try CacheBundle(seed: 3)
         await #expect(throws: CacheError.self) { try await cache.ensureUiCached(bundle.hash) }
         try await fixture.publish(bundle)
         fixture.clock.withLock { $0 += 9 }
-        await #expect(throws: CacheError.self) { try await cache.ensureUiCached(bundle.hash) }  // still remembered
+        await #expect(throws: CacheError.self) { try await cache.ensureModuleCached(bundle.hash) }  // still remembered
         #expect(fixture.objects.gets.withLock { $0 } == 1)
+        #expect(fixture.names().isEmpty)
         fixture.clock.withLock { $0 += 2 }
         #expect(try await cache.ensureUiCached(bundle.hash).hasIndex)
         #expect(fixture.objects.gets.withLock { $0 } == 2)
+        #expect(fixture.counter("fetch_failures") == 1)
     }
 
-    @Test(arguments: Backend.available)
-    func bundlesWithoutAModuleOrWithAFolderLevel(store: Backend) async throws {
-        let fixture = try CacheFixture(store)
-        let cache = try fixture.cache()
-        let uiOnly = try CacheBundle(seed: 4, withModule: false)
-        try await fixture.publish(uiOnly)
-        #expect(try await cache.ensureUiCached(uiOnly.hash).hasIndex)
-        let noModule = await #expect(throws: CacheError.self) { try await cache.ensureModuleCached(uiOnly.hash) }
-        #expect(noModule?.code == .cacheNoModule)
-
-        let nested = try CacheBundle(seed: 5, folder: "ext/")
-        try await fixture.publish(nested)
-        let ui = try await cache.ensureUiCached(nested.hash)
-        #expect(ui.root.hasSuffix("/\(nested.hash.hex)/ext/ui"))
-        #expect(ui.hasIndex)
-        #expect(try await cache.ensureModuleCached(nested.hash).bytes() == nested.mainWasm)
-    }
-
-    @Test(arguments: Backend.available)
-    func oneHundredConcurrentColdMissesMakeOneGet(store: Backend) async throws {
-        let fixture = try CacheFixture(store)
-        let bundle = try CacheBundle(seed: 6, wasmBytes: 2_000_000)
-        try await fixture.publish(bundle)
-        let cache = try fixture.cache()
-        let roots = try await withThrowingTaskGroup(of: String.self) { group in
-            for _ in 0..<100 { group.addTask { try await cache.ensureUiCached(bundle.hash).root } }
-            return try await group.reduce(into: Set<String>()) { $0.insert($1) }
+    @Test func theNegativeCacheIsBoundedAndForgetsExpiredHashes() async throws {
+        let fixture = try CacheFixture(.memory)
+        // 10,000 random well-formed hashes, each asked twice within the TTL: one GET each.
+        let cache = try fixture.cache(negativeTTL: 10)
+        let hashes = (0..<10_000).map { ContentHash.of(Array("random-\($0)".utf8)) }
+        for _ in 0..<2 {
+            for hash in hashes { _ = try? await cache.ensureUiCached(hash) }
         }
-        #expect(roots.count == 1)
-        #expect(fixture.objects.gets.withLock { $0 } == 1)
-        #expect(fixture.counter("fetches") == 1)
+        #expect(fixture.objects.gets.withLock { $0 } == 10_000)
+        #expect(await cache.stats().failuresRemembered == 10_000)
+        // Once expired, they go as new failures come: memory does not grow with the hashes asked.
+        fixture.clock.withLock { $0 += 11 }
+        _ = try? await cache.ensureUiCached(ContentHash.of(Array("one more".utf8)))
+        #expect(await cache.stats().failuresRemembered == 1)
+        // A capacity bounds it within the TTL too.
+        let small = try fixture.cache(negativeTTL: 10, negativeCapacity: 1_000)
+        for hash in hashes { _ = try? await small.ensureUiCached(hash) }
+        #expect(await small.stats().failuresRemembered == 1_000)
+    }
+
+    @Test func aBundleCannotPlantACompiledModule() async throws {
+        let fixture = try CacheFixture(.filesystem)
+        let wasm = TestSupport.randomBytes(5_000, seed: 77)
+        let compiler = CompiledModuleTests.FakeCompiler()
+        // Every place a compiled artifact was ever looked for, and the current one, inside the archive.
+        var files: [(String, [UInt8])] = [("manifest.json", Array(TestBundle.manifest(seed: 77).utf8)), ("dist/main.wasm", wasm)]
+        for folder in [".compiled/", "compiled/", "bundle/compiled/", "dist/.compiled/"] {
+            files.append((folder + compiler.artifactName, Array("CWASM-planted".utf8)))
+        }
+        let bytes = try TestBundle.rawArchive(files)
+        let hash = ContentHash.of(bytes)
+        _ = try await fixture.store.putBundle(.bytes(bytes), expected: hash)
+        let cache = try fixture.cache()
+        let size = try await cache.ensureCompiled(hash, compiler: compiler, load: CompiledModuleTests.load)
+        #expect(size == wasm.count + 5, "the planted artifact was not loaded")
+        #expect(compiler.compiles.withLock { $0 } == 1)
     }
 }
 
@@ -158,12 +153,16 @@ import TestSupport
             let cache = try fixture.cache()
             _ = try await cache.ensureUiCached(bundle.hash)
         }
-        // Leftovers of a crash: a temporary folder of a dead process, trash, an entry without metadata.
+        // Leftovers of a crash: a temporary folder of a dead process, trash, an entry without
+        // metadata, and an entry of the old layout (its files beside an `.entry.json`).
         let fake = String(repeating: "a", count: 64)
-        for name in [".tmp-\(fake)-999999-1", ".trash-1-2", fake] {
+        let old = String(repeating: "b", count: 64)
+        for name in [".tmp-\(fake)-999999-1", ".trash-1-2", fake, old] {
             try FileManager.default.createDirectory(atPath: fixture.root + "/" + name + "/ui", withIntermediateDirectories: true)
             try Data("x".utf8).write(to: URL(fileURLWithPath: fixture.root + "/" + name + "/ui/index.html"))
         }
+        try Data(#"{"format":1,"hash":"sha256:\#(old)","base":"","uiFiles":{},"filledAt":0}"#.utf8)
+            .write(to: URL(fileURLWithPath: fixture.root + "/" + old + "/.entry.json"))
         let reopened = try fixture.cache()
         #expect(fixture.names() == [bundle.hash.hex])
         #expect(await reopened.stats().entries == 1)
@@ -207,14 +206,14 @@ import TestSupport
         let newer = FakeCompiler(version: "2")
         _ = try await cache.ensureCompiled(bundle.hash, compiler: newer, load: Self.load)
         #expect(newer.compiles.withLock { $0 } == 1)
-        let artifacts = try FileManager.default.contentsOfDirectory(atPath: fixture.root + "/\(bundle.hash.hex)/.compiled").sorted()
+        let artifacts = try FileManager.default.contentsOfDirectory(atPath: fixture.root + "/\(bundle.hash.hex)/compiled").sorted()
         #expect(artifacts == ["fake--1--x86_64-unknown-linux-gnu.cwasm", "fake--2--x86_64-unknown-linux-gnu.cwasm"])
         // The artifacts count toward the entry's bytes, and are found again after a restart.
         let bytes = await cache.stats().bytes
         #expect(bytes > Int64(2 * bundle.mainWasm.count))
         #expect(try await fixture.cache().stats().bytes == bytes)
         // An artifact that fails to load is evicted and counts as a miss.
-        try Data("garbage".utf8).write(to: URL(fileURLWithPath: fixture.root + "/\(bundle.hash.hex)/.compiled/" + artifacts[0]))
+        try Data("garbage".utf8).write(to: URL(fileURLWithPath: fixture.root + "/\(bundle.hash.hex)/compiled/" + artifacts[0]))
         _ = try await cache.ensureCompiled(bundle.hash, compiler: compiler, load: Self.load)
         #expect(compiler.compiles.withLock { $0 } == 2)
         #expect(fixture.counter("compiled_misses") == 3)

@@ -1,6 +1,8 @@
 import BundleArchive
 import BundleCore
 import BundleStore
+import BundleVerify
+import ExtBundlesTesting
 import Foundation
 import MetricsTestKit
 import RunnerCache
@@ -36,16 +38,8 @@ struct CacheBundle {
     }
 }
 
-/// An object store that counts GETs.
-struct CountingStore: ForwardingObjectStore {
-    let base: any ObjectStore
-    let gets = LockedValue(0)
-
-    func get(_ key: String, range: ByteRange?) async throws -> ObjectBody {
-        gets.withLock { $0 += 1 }
-        return try await base.get(key, range: range)
-    }
-}
+/// An object store that counts GETs of bundles.
+typealias CountingStore = CountingObjectStore
 
 /// A cache over a fresh store of the given backend, in a fresh folder.
 final class CacheFixture: @unchecked Sendable {
@@ -69,11 +63,15 @@ final class CacheFixture: @unchecked Sendable {
     /// The cache's clock; tests move it forward.
     let clock = LockedValue(Date(timeIntervalSince1970: 1_800_000_000))
 
-    func cache(maxBytes: Int64 = 1 << 30, negativeTTL: TimeInterval = 10) throws -> DiskModuleCache {
+    func cache(
+        maxBytes: Int64 = 1 << 30, negativeTTL: TimeInterval = 10, negativeCapacity: Int = 10_000, verifier: any Verifier = StreamingBundleVerifier(trust: nil)
+    ) throws -> DiskModuleCache {
         let clock = self.clock
         return try DiskModuleCache(
-            root: root, store: store,
-            configuration: .init(maxBytes: maxBytes, negativeTTL: negativeTTL, metricsFactory: metrics, now: { clock.withLock { $0 } }))
+            root: root, store: store, verifier: verifier,
+            configuration: .init(
+                maxBytes: maxBytes, negativeTTL: negativeTTL, negativeCapacity: negativeCapacity, metricsFactory: metrics,
+                now: { clock.withLock { $0 } }))
     }
 
     @discardableResult

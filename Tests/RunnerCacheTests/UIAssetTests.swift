@@ -1,5 +1,6 @@
 import BundleCore
 import BundleStore
+import ExtBundlesTesting
 import Foundation
 import RunnerCache
 import Testing

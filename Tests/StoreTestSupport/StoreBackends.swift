@@ -75,6 +75,8 @@ public final class StoreFixture: Sendable {
 }
 
 public struct S3NotConfigured: Error, CustomStringConvertible {
+    /// Creates the error.
+    public init() {}
     /// Why.
     public var description: String {
         "the S3 tests need the server of scripts/s3-server.sh (EXTBUNDLES_S3_* are not set); run scripts/test.sh"

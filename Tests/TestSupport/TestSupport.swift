@@ -1,3 +1,4 @@
+import ExtBundlesTesting
 import Foundation
 
 /// The result of running a process.
@@ -89,25 +90,7 @@ public enum TestSupport {
     }
 
     /// Deterministic pseudo-random bytes (SplitMix64), incompressible.
-    public static func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
-        var state = seed
-        var out = [UInt8](repeating: 0, count: count)
-        out.withUnsafeMutableBytes { raw in
-            var index = 0
-            while index < count {
-                state &+= 0x9E37_79B9_7F4A_7C15
-                var z = state
-                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-                z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-                z ^= z >> 31
-                for shift in stride(from: 0, to: 64, by: 8) where index < count {
-                    raw[index] = UInt8(truncatingIfNeeded: z >> UInt64(shift))
-                    index += 1
-                }
-            }
-        }
-        return out
-    }
+    public static func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] { Conformance.randomBytes(count, seed: seed) }
 
     /// Every regular file under `root` (relative path → bytes), and every directory (value nil).
     public static func snapshot(_ root: String) throws -> [String: [UInt8]?] {
@@ -121,6 +104,33 @@ public enum TestSupport {
             result[relative] = isDirectory.boolValue ? .some(nil) : .some(Array(try Data(contentsOf: url)))
         }
         return result
+    }
+
+    /// Every name under `root` (recursively, by raw `readdir` bytes: Foundation's path helpers
+    /// mangle names that start with a combining mark), as relative paths with a trailing `/` for
+    /// folders.
+    public static func rawTree(_ root: String) -> [[UInt8]] {
+        var out: [[UInt8]] = []
+        func walk(_ folder: [UInt8], _ relative: [UInt8]) {
+            guard let dir = opendir(String(decoding: folder, as: UTF8.self)) else { return }
+            defer { closedir(dir) }
+            while let item = readdir(dir) {
+                let name = withUnsafeBytes(of: item.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
+                if name == [0x2e] || name == [0x2e, 0x2e] { continue }
+                let path = folder + [0x2f] + name
+                let child = relative.isEmpty ? name : relative + [0x2f] + name
+                var info = stat()
+                guard lstat(String(decoding: path, as: UTF8.self), &info) == 0 else { continue }
+                if (info.st_mode & S_IFMT) == S_IFDIR {
+                    out.append(child + [0x2f])
+                    walk(path, child)
+                } else {
+                    out.append(child)
+                }
+            }
+        }
+        walk(Array(root.utf8), [])
+        return out.sorted { $0.lexicographicallyPrecedes($1) }
     }
 
     /// The regular files only (relative path → bytes).

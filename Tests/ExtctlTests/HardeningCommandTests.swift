@@ -1,0 +1,201 @@
+import BundleCore
+import Foundation
+import Testing
+import TestSupport
+
+/// The defects of issue 10 as a user of `extctl` meets them: escapes, crashes on numbers, keys,
+/// output, sidecars, bounded inputs. Each runs the real binary.
+@Suite struct HardeningCommandTests {
+    /// Writes `bad.tar.zst` holding `manifest.json` and a file named `name` (the name's bytes as
+    /// given, through Python's tarfile, an independent writer).
+    static func craft(_ scratch: Scratch, name: String) throws {
+        let literal = name.unicodeScalars.map { String(format: "\\U%08x", $0.value) }.joined()
+        try TestSupport.sh(
+            """
+            python3 - <<'EOF'
+            import io, tarfile
+            out = io.BytesIO()
+            with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                for name, data in (("manifest.json", b"{}"), ("\(literal)", b"escaped")):
+                    info = tarfile.TarInfo(name)
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+            open("bad.tar", "wb").write(out.getvalue())
+            EOF
+            zstd -q -f bad.tar -o bad.tar.zst
+            """, cwd: scratch.path)
+    }
+
+    @Test(arguments: ["../\u{301}x.txt", "../\u{200D}x.txt", "/\u{301}x/y.txt", "ui/\u{600}/../../x.txt"])
+    func unpackNeverWritesOutsideItsTarget(name: String) throws {
+        let scratch = try Scratch("unpack-escape")
+        try Self.craft(scratch, name: name)
+        try FileManager.default.createDirectory(atPath: scratch("inner"), withIntermediateDirectories: true)
+        let before = TestSupport.rawTree(scratch.path)
+        let result = try extctl("unpack", scratch("bad.tar.zst"), scratch("inner/out"))
+        #expect(result.status == 1, "\(result.stderr)")
+        #expect(result.stderr.contains("ARCHIVE_UNSAFE_PATH"), "\(result.stderr)")
+        #expect(TestSupport.rawTree(scratch.path) == before)
+        // The tar tools do not write it there either.
+        #expect(!FileManager.default.fileExists(atPath: scratch("\u{301}x.txt")))
+    }
+
+    @Test func numbersFromTheCommandLineNeverCrash() throws {
+        let scratch = try Scratch("numbers")
+        try TestSupport.write(Array(#"{"name":"a"}"#.utf8), to: "tree/manifest.json", in: scratch.path)
+        #expect(try extctl("pack", scratch("tree"), "-o", scratch("b.tar.zst"), "--level", "1").status == 0)
+        for arguments in [
+            ["unpack", scratch("b.tar.zst"), scratch("out"), "--window-log-max", "99999999999"],
+            ["unpack", scratch("b.tar.zst"), scratch("out"), "--window-log-max", "9"],
+            ["inspect", scratch("b.tar.zst"), "--window-log-max=9"],
+            ["inspect", scratch("b.tar.zst"), "--window-log-max=32"],
+            ["inspect", scratch("b.tar.zst"), "--window-log-max=-1"],
+            ["inspect", scratch("b.tar.zst"), "--window-log-max=100"],
+            ["pack", scratch("tree"), "-o", scratch("c.tar.zst"), "--threads", "99999999999"],
+            ["pack", scratch("tree"), "-o", scratch("c.tar.zst"), "--level", "99999999999"],
+        ] {
+            let result = try TestSupport.run([TestSupport.extctl] + arguments)
+            #expect(result.status == 1 || result.status == 2, "\(arguments): \(result.status) \(result.stderr)")
+            #expect(result.stderr.contains("error"), "\(arguments): \(result.stderr)")
+            #expect(!result.stderr.contains("double free") && !result.stderr.contains("Fatal error"), "\(arguments): \(result.stderr)")
+        }
+        // No temporary folder or partial output is left behind.
+        #expect(TestSupport.listing(scratch.path) == ["b.tar.zst", "b.tar.zst.sha256", "tree"])
+        for (epoch, code) in [("99999999999999", "PACK_INVALID_OPTION"), ("8589934592", "PACK_INVALID_OPTION"), ("-5", "SOURCE_DATE_EPOCH")] {
+            let result = try extctl("pack", scratch("tree"), "-o", scratch("d.tar.zst"), environment: ["SOURCE_DATE_EPOCH": epoch])
+            #expect(result.status == 1 && result.stderr.contains(code), "\(epoch): \(result.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: scratch("d.tar.zst")))
+    }
+
+    @Test func keygenCreatesThePrivateKeyPrivateAndNeverReplacesAFile() throws {
+        let scratch = try Scratch("keygen")
+        let made = try extctl("keygen", "-o", scratch("k.pem"))
+        #expect(made.status == 0, "\(made.stderr)")
+        var info = stat()
+        #expect(stat(scratch("k.pem"), &info) == 0 && info.st_mode & 0o777 == 0o600)
+        // An existing file, or a symlink planted where the key goes, is never written through.
+        try Data("precious".utf8).write(to: URL(fileURLWithPath: scratch("taken.pem")))
+        symlink(scratch("target.txt"), scratch("link.pem"))
+        for output in ["k.pem", "taken.pem", "link.pem"] {
+            let again = try extctl("keygen", "-o", scratch(output))
+            #expect(again.status == 1 && again.stderr.contains("KEY_EXISTS"), "\(output): \(again.stderr)")
+        }
+        #expect(try String(contentsOfFile: scratch("taken.pem"), encoding: .utf8) == "precious")
+        #expect(!FileManager.default.fileExists(atPath: scratch("target.txt")))
+    }
+
+    @Test func inspectPrintsHostileNamesAndManifestsEscaped() throws {
+        let scratch = try Scratch("inspect-escape")
+        try TestSupport.sh(
+            #"""
+            python3 - <<'EOF'
+            import io, tarfile
+            out = io.BytesIO()
+            with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                for name, data in (("manifest.json", b'{"name":"\x1b[31mred\x1b[0m","x":"\xe2\x80\xae"}'), ("ui/\u202emanifest.js", b"x")):
+                    info = tarfile.TarInfo(name)
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+            open("b.tar", "wb").write(out.getvalue())
+            EOF
+            zstd -q -f b.tar -o b.tar.zst
+            """#, cwd: scratch.path)
+        let result = try extctl("inspect", scratch("b.tar.zst"))
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(!result.stdout.unicodeScalars.contains { $0.value == 0x1b || $0.value == 0x202e }, "\(result.stdout.debugDescription)")
+        #expect(result.stdout.contains("\\u{1B}[31mred") && result.stdout.contains("ui/\\u{202E}manifest.js"))
+    }
+
+    @Test func signingThenPackingAgainKeepsTheBundle() throws {
+        let scratch = try Scratch("sign-repack")
+        try TestSupport.write(Array(#"{"name":"com.acme.x","publisher":"Acme","version":"1.0.0","runtime":"wasm-js@1"}"#.utf8), to: "ext/manifest.json", in: scratch.path)
+        try TestSupport.write([0, 97, 115, 109], to: "ext/dist/main.wasm", in: scratch.path)
+        let first = try extctl("pack", scratch("ext"), "--level", "1")
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(try extctl("keygen", "-o", scratch("k.pem")).status == 0)
+        #expect(try extctl("sign", scratch("ext/dist/bundle.tar.zst"), "--key", scratch("k.pem")).status == 0)
+        // An interrupted pack's temporary file beside the output stays out too.
+        try Data("partial".utf8).write(to: URL(fileURLWithPath: scratch("ext/dist/.bundle.tar.zst.tmp-Xy12Zq")))
+        let second = try extctl("pack", scratch("ext"), "--level", "1")
+        #expect(second.stdout.prefix(71) == first.stdout.prefix(71), "\(second.stdout) vs \(first.stdout)")
+        let verified = try extctl("verify", scratch("ext/dist/bundle.tar.zst"), "--trust-bundle", scratch("k.pub.pem"))
+        #expect(verified.status == 0, "\(verified.stderr)")
+    }
+
+    @Test func packRefusesWhatReadingWouldRefuse() throws {
+        let scratch = try Scratch("pack-names")
+        try TestSupport.write(Array("{}".utf8), to: "nfc/manifest.json", in: scratch.path)
+        try TestSupport.write([1], to: "nfc/ui/caf\u{E9}.js", in: scratch.path)
+        try TestSupport.write([2], to: "nfc/ui/cafe\u{301}.js", in: scratch.path)
+        let result = try extctl("pack", scratch("nfc"), "-o", scratch("out.tar.zst"))
+        #expect(result.status == 1 && result.stderr.contains("ARCHIVE_DUPLICATE_ENTRY"), "\(result.stderr)")
+        try TestSupport.write(Array("{}".utf8), to: "ctl/manifest.json", in: scratch.path)
+        try TestSupport.write([1], to: "ctl/ui/new\nline.js", in: scratch.path)
+        let control = try extctl("pack", scratch("ctl"), "-o", scratch("out.tar.zst"))
+        #expect(control.status == 1 && control.stderr.contains("ARCHIVE_INVALID_PATH") && !control.stderr.contains("\nline"), "\(control.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: scratch("out.tar.zst")))
+    }
+
+    @Test func aKilledUnpackLeavesNothingForever() throws {
+        let scratch = try Scratch("unpack-killed")
+        try TestSupport.write(Array("{}".utf8), to: "tree/manifest.json", in: scratch.path)
+        #expect(try extctl("pack", scratch("tree"), "-o", scratch("b.tar.zst"), "--level", "1").status == 0)
+        // What a SIGKILLed unpack leaves: a staging folder named with its (dead) pid.
+        let dead = scratch(".out.extract-999999-AbC123")
+        let alive = scratch(".out.extract-1-ZzZ999")  // pid 1 is alive: kept
+        let foreign = scratch(".mine.extract-999999-AbC123")  // another target's name: kept
+        for folder in [dead, alive, foreign] { try FileManager.default.createDirectory(atPath: folder + "/ui", withIntermediateDirectories: true) }
+        #expect(try extctl("unpack", scratch("b.tar.zst"), scratch("out")).status == 0)
+        #expect(!FileManager.default.fileExists(atPath: dead))
+        #expect(FileManager.default.fileExists(atPath: alive) && FileManager.default.fileExists(atPath: foreign))
+    }
+
+    @Test func storeKeysAndBasesAreCheckedAsBytes() throws {
+        let scratch = try Scratch("store-bytes")
+        try TestSupport.write(Array("{}".utf8), to: "tree/manifest.json", in: scratch.path)
+        #expect(try extctl("pack", scratch("tree"), "-o", scratch("b.tar.zst"), "--level", "1").status == 0)
+        try FileManager.default.createDirectory(atPath: scratch("root/store"), withIntermediateDirectories: true)
+        let before = TestSupport.rawTree(scratch.path)
+        for base in ["../\u{301}x", "../\u{200D}/x", "a/../../x", "\u{600}/../../x"] {
+            let put = try extctl("store", "put-bundle", scratch("b.tar.zst"), "--store", scratch("root/store"), "--base", base)
+            #expect(put.status == 1 && put.stderr.contains("STORE_CONFIGURATION"), "\(base.debugDescription): \(put.stderr)")
+        }
+        for prefix in ["../\u{301}x", "../", "a/../\u{301}"] {
+            let list = try extctl("store", "ls", "--store", scratch("root/store"), "--prefix", prefix)
+            #expect(list.status == 1 && list.stderr.contains("STORE_INVALID_KEY"), "\(prefix.debugDescription): \(list.stderr)")
+        }
+        #expect(TestSupport.rawTree(scratch.path) == before)
+        let capped = try extctl("store", "put-bundle", scratch("b.tar.zst"), "--store", scratch("root/store"), "--max-bytes", "10")
+        #expect(capped.status == 1 && capped.stderr.contains("STORE_TOO_LARGE"), "\(capped.stderr)")
+    }
+
+    /// Inputs read whole are bounded before they are read: a huge signature file, manifest or
+    /// trust bundle is refused by its size in a few MiB of memory.
+    @Test func hugeInputsAreRefusedByTheirSize() throws {
+        let scratch = try Scratch("huge")
+        try TestSupport.write(Array(#"{"name":"a"}"#.utf8), to: "tree/manifest.json", in: scratch.path)
+        #expect(try extctl("pack", scratch("tree"), "-o", scratch("b.tar.zst"), "--level", "1").status == 0)
+        try TestSupport.sh("truncate -s 100M big.sig && truncate -s 300M big.json && truncate -s 100M trust.pem", cwd: scratch.path)
+        for (arguments, code) in [
+            (["verify", scratch("b.tar.zst"), "--signature", scratch("big.sig")], "SIGNATURE_MALFORMED"),
+            (["manifest", "validate", scratch("big.json")], "larger than"),
+            (["verify", scratch("b.tar.zst"), "--trust-bundle", scratch("trust.pem")], "TRUST_BUNDLE_INVALID"),
+        ] {
+            let timed = try TestSupport.run(["/usr/bin/time", "-f", "RSS %M", TestSupport.extctl] + arguments)
+            #expect(timed.status == 1, "\(arguments): \(timed.stderr)")
+            #expect((timed.stdout + timed.stderr).contains(code), "\(arguments): \(timed.stdout) \(timed.stderr)")
+            let rss = timed.stderr.split(separator: "\n").last { $0.hasPrefix("RSS ") }.flatMap { Int($0.dropFirst(4)) } ?? .max
+            #expect(rss < 96 * 1024, "\(arguments): \(rss) KiB")
+        }
+        // Many signatures: refused by size, or by count, not checked one by one.
+        let entry = #"{"algorithm":"ecdsa-p256-sha256","signature":"MEUCIQ=="}"#
+        for count in [20_000, 100] {
+            try Data((#"{"signatures":["# + Array(repeating: entry, count: count).joined(separator: ",") + "]}").utf8)
+                .write(to: URL(fileURLWithPath: scratch("many.sig")))
+            let many = try extctl("verify", scratch("b.tar.zst"), "--signature", scratch("many.sig"))
+            #expect(many.status == 1 && many.stderr.contains("SIGNATURE_MALFORMED"), "\(count): \(many.stderr)")
+            #expect(many.stderr.contains(count == 100 ? "more than 64 signatures" : "larger than"), "\(count): \(many.stderr)")
+        }
+    }
+}
