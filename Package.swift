@@ -167,7 +167,7 @@ let package = Package(
             name: "ExtensionHostTests",
             dependencies: [
                 "ExtensionHost", "RegistryV2", "RegistryV2SQLite", "BundleStore", "BundleStoreS3", "BundleVerify", "BundleArchive",
-                "BundleCore", "ManifestV2", "ExtBundlesTesting", "TestSupport", "StoreTestSupport",
+                "BundleCore", "ManifestV2", "RunnerCache", "ExtBundlesTesting", "TestSupport", "StoreTestSupport",
             ],
             swiftSettings: swiftSettings
         ),

@@ -201,4 +201,33 @@ import TestSupport
             #expect(throws: JSONParseError.self, "\(bad)") { try JSONReader.parse(Array(bad.utf8)) }
         }
     }
+
+    @Test func wildcardPatchesNeverOverflow() {
+        #expect(ManifestValidator.resolveWildcard("1.2.*", existing: ["1.2.9223372036854775807"]) == "1.2.9223372036854775808")
+        #expect(ManifestValidator.resolveWildcard("1.2.*", existing: ["1.2.99999999999999999999", "1.2.5"]) == "1.2.100000000000000000000")
+        #expect(ManifestValidator.resolveWildcard("1.2.*", existing: ["1.2.007", "1.2.8", "1.2.x", "1.2.", "1.2.-1"]) == "1.2.9")
+        #expect(ManifestValidator.resolveWildcard("1.2.*", existing: ["1.2.0", "1.2.00"]) == "1.2.1")
+        #expect(ManifestValidator.resolveWildcard("1.2.*", existing: ["1.2.18446744073709551615"]) == "1.2.18446744073709551616")
+    }
+
+    @Test func duplicateKeysReadAsJavaScriptReadsThem() throws {
+        // Compatible mode: the last value wins, at the first key's place (JSON.parse).
+        let text = #"{"name":"first","version":"1.0.0","name":"com.acme.last","runtime":"wasm-js@1","ui":{"type":"iframe","entry":"../x","entry":"ui/index.html"}}"#
+        let compatible = ManifestValidator.validate(Array(text.utf8))
+        #expect(compatible.isValid, "\(compatible.issues)")
+        #expect(compatible.manifest?.name == "com.acme.last")
+        #expect(compatible.manifest?.ui?.entry == "ui/index.html")
+        if case .object(let members)? = compatible.manifest?.json { #expect(members.map(\.key) == ["name", "version", "runtime", "ui"]) }
+        // A later invalid value makes it invalid, as in Alga.
+        let invalid = ManifestValidator.validate(Array(#"{"name":"ok","name":"","version":"1.0.0","runtime":"wasm-js@1"}"#.utf8))
+        #expect(invalid.issues.map(\.path) == ["name"])
+        // Strict mode: each repeated key is an issue, with its path.
+        let strict = ManifestValidator.validate(Array(text.utf8), options: .init(strict: true))
+        #expect(strict.issues.filter { $0.message == "duplicate key" }.map(\.path) == ["name", "ui.entry"])
+        #expect(strict.manifest == nil)
+        let nested = try JSONReader.parseDocument(Array(#"{"api":{"endpoints":[{"path":"/a","path":"/b"}]},"é":1,"e\u0301":2}"#.utf8))
+        #expect(nested.duplicateKeys == ["api.endpoints[0].path"])
+        if case .object(let members) = nested.value { #expect(members.count == 3, "NFC and NFD keys are two keys, as in JavaScript") }
+        #expect(ManifestValidator.declaredPublisher(in: Array(#"{"publisher":"a","publisher":" b "}"#.utf8)) == "b")
+    }
 }

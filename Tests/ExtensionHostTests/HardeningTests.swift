@@ -1,0 +1,228 @@
+import BundleArchive
+import BundleCore
+import BundleStore
+import BundleVerify
+import ExtensionHost
+import Foundation
+import ManifestV2
+import RegistryV2
+import RegistryV2SQLite
+import RunnerCache
+import StoreTestSupport
+import Testing
+import TestSupport
+
+/// The host-side defects of issue 10: numbers that trapped, squatted slugs, publishers bound to
+/// keys, capped upload sessions, Alga's texts, and signatures that reach the runner.
+@Suite struct HostHardeningTests {
+    @Test(arguments: ["9223372036854775807", "9223372036854775808", "1e300", "1.7976931348623157e308", "18446744073709551616"])
+    func hugeFinalizeSizesAreRefusedByTheCap(size: String) async throws {
+        let request = try FinalizeRequest.parse(Array(#"{"key":"sha256/_staging/x/bundle.tar.zst","size":\#(size)}"#.utf8))
+        let fixture = try HostFixture()
+        defer { fixture.cleanup() }
+        await expectHostError(.badRequest, 400, "size exceeds maximum of 209715200 bytes") { _ = try await fixture.host.finalize(request) }
+        // The upload route's size and content-length parameters likewise.
+        await expectHostError(.badRequest, 400, "size exceeds maximum of 209715200 bytes") {
+            _ = try await fixture.host.upload(UploadRequest(filename: "b", size: size), body: .bytes([1]))
+        }
+        await expectHostError(.badRequest, 400, "content-length header does not match size param") {
+            _ = try await fixture.host.upload(UploadRequest(filename: "b", size: "10", contentLength: size), body: .bytes([1]))
+        }
+    }
+
+    @Test func finalizeBodiesAreReadAsJSONParseReadsThem() throws {
+        for (body, message) in [
+            (#"{"key":"k","size":true}"#, "size must be a positive number"),
+            (#"{"key":"k","size":"12"}"#, "size must be a positive number"),
+            (#"{"key":"k","size":-0}"#, "size must be a positive number"),
+            (#"{"key":"k","declaredHash":12}"#, "declaredHash must be 64-char lowercase hex sha256"),
+            ("[]", "Body must be a JSON object"),
+            ("{", "Invalid JSON body"),
+        ] {
+            #expect(throws: HostError.self, "\(body)") { try FinalizeRequest.parse(Array(body.utf8)) }
+            #expect((try? FinalizeRequest.parse(Array(body.utf8))) == nil)
+            do { _ = try FinalizeRequest.parse(Array(body.utf8)) } catch { #expect(error.message == message, "\(body)") }
+        }
+        // A repeated key: the last one, as in JavaScript.
+        #expect(try FinalizeRequest.parse(Array(#"{"key":"a","key":"b"}"#.utf8)).key == "b")
+    }
+
+    @Test func aWildcardAfterAHugePatchResolvesToTheNextOne() async throws {
+        let fixture = try HostFixture(registry: .sqlite)
+        defer { fixture.cleanup() }
+        _ = try await fixture.publish(try makeBundle(version: "1.2.9223372036854775807", seed: 1))
+        let next = try await fixture.publish(try makeBundle(version: "1.2.*", seed: 2))
+        #expect(next.version.version == "1.2.9223372036854775808")
+        let again = try await fixture.publish(try makeBundle(version: "1.2.*", seed: 3))
+        #expect(again.version.version == "1.2.9223372036854775809")
+    }
+
+    @Test func anInvalidManifestSaysWhatAlgaSays() async throws {
+        let fixture = try HostFixture()
+        defer { fixture.cleanup() }
+        let error = await expectHostError(.invalidManifest, 400, "Invalid manifest") {
+            _ = try await fixture.publish(try makeBundle(manifest: #"{"name":"","version":"x","runtime":"wasm-js@1"}"#))
+        }
+        #expect(error?.issues.map(\.path) == ["name", "version"])
+        let envelope = try JSONSerialization.jsonObject(with: Data(error?.envelope() ?? [])) as? [String: Any]
+        #expect(envelope?["error"] as? String == "Invalid manifest")
+        #expect(((envelope?["details"] as? [String: Any])?["issues"] as? [Any])?.count == 2)
+    }
+
+    @Test(arguments: RegistryFixture.all)
+    func aSlugBelongsToItsFirstPublisher(registry: RegistryFixture) async throws {
+        let fixture = try HostFixture(registry: registry)
+        defer { fixture.cleanup() }
+        let first = try await fixture.publish(try makeBundle(name: "pay", publisher: "ACME", seed: 1))
+        for (publisher, name) in [("acme", "pay"), ("Acme", "PAY"), ("ACME.pay", "")] where !name.isEmpty {
+            let error = await expectHostError(.extensionSlugConflict, 409) {
+                _ = try await fixture.publish(try makeBundle(name: name, publisher: publisher, seed: 2))
+            }
+            #expect(error?.details["slug"] == "acme.pay")
+        }
+        // The owner publishes on, and `acme.pay` keeps naming its extension.
+        _ = try await fixture.publish(try makeBundle(name: "pay", publisher: "ACME", version: "1.0.1", seed: 3))
+        #expect(try await fixture.host.findExtension("acme.pay").id == first.extension.id)
+        #expect(try await fixture.host.findExtension("ACME/pay").id == first.extension.id)
+        #expect(try await fixture.canonicalKeys().filter { $0.hasSuffix("/bundle.tar.zst") }.count == 2)
+    }
+
+    @Test func anAmbiguousSlugNamesItsCandidates() async throws {
+        // A registry written before slugs were unique: two extensions share one.
+        let folder = try TestSupport.makeTemporaryDirectory("legacy")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/registry.sqlite"
+        try SQLiteRegistryBackend(path: path).close()
+        try TestSupport.sh(
+            """
+            python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); \
+            c.execute(\\"insert into extension_registry (id,publisher,name,slug,created_at,updated_at) values ('00000000-0000-0000-0000-000000000001','ACME','pay','acme.pay',1,1)\\"); \
+            c.execute(\\"insert into extension_registry (id,publisher,name,slug,created_at,updated_at) values ('00000000-0000-0000-0000-000000000002','acme','pay','acme.pay',2,2)\\"); c.commit()" '\(path)'
+            """)
+        let host = ExtensionHost(store: try BundleStore(objects: InMemoryObjectStore()), registry: try SQLiteRegistryBackend(path: path))
+        let error = await expectHostError(.extensionAmbiguous, 409) { _ = try await host.findExtension("acme.pay") }
+        #expect(error?.details["candidates"]?.contains("ACME/pay") == true && error?.details["candidates"]?.contains("acme/pay") == true)
+        #expect(try await host.findExtension("acme/pay").id == "00000000-0000-0000-0000-000000000002")
+        #expect(try await host.findExtension("00000000-0000-0000-0000-000000000001").publisher == "ACME")
+    }
+
+    @Test func aKeyBoundToAPublisherCannotPublishForAnother() async throws {
+        let key = SigningKey(generating: .ed25519)
+        let trust = try TrustBundle(material: #"{"keys":[{"publicKey":\#(String(reflecting: key.publicKey.pem)),"publishers":["acme"]}]}"#)
+        let fixture = try HostFixture(trust: trust)
+        defer { fixture.cleanup() }
+        for publisher in ["Mallory", "acme"] {
+            let bytes = try makeBundle(name: "com.x.\(publisher.lowercased())", publisher: publisher, seed: 5)
+            var hasher = ContentHasher()
+            hasher.update(bytes)
+            let signature = try key.sign(digest: hasher.digest256, hash: hasher.finalize())
+            let staged = try await fixture.upload(bytes)
+            if publisher == "Mallory" {
+                let error = await expectHostError(.signaturePublisherMismatch, 400) {
+                    _ = try await fixture.host.finalize(FinalizeRequest(key: staged, signatures: [signature]))
+                }
+                #expect(error?.details["keyId"] == key.publicKey.keyID)
+                // A manifestJson naming acme cannot smuggle it either way round: it is judged for its own publisher.
+                #expect(try await fixture.canonicalKeys().isEmpty)
+            } else {
+                let result = try await fixture.host.finalize(FinalizeRequest(key: staged, signatures: [signature]))
+                #expect(try await fixture.registry.version(id: result.version.id)?.signerKeyIDs == [key.publicKey.keyID])
+            }
+        }
+    }
+
+    @Test(arguments: Backend.available)
+    func uploadSessionsAreCappedLikeEveryUpload(store backend: Backend) async throws {
+        let fixture = try HostFixture(store: backend, configuration: .init(maxBundleBytes: 1_000))
+        defer { fixture.cleanup() }
+        let host = ExtensionHost(
+            store: try BundleStore(objects: fixture.objects, configuration: .init(maxBundleBytes: 1_000)), registry: fixture.registry,
+            configuration: .init(maxBundleBytes: 1_000))
+        // Growing past the cap piece by piece: 413, and the whole session is gone.
+        let session = try await host.createUpload()
+        #expect(try await host.appendUpload(session.uploadId, offset: 0, body: .bytes([UInt8](repeating: 1, count: 600))).offset == 600)
+        await expectHostError(.bundleTooLarge, 413) {
+            _ = try await host.appendUpload(session.uploadId, offset: 600, body: .bytes([UInt8](repeating: 2, count: 600)))
+        }
+        #expect(try await fixture.stagingKeys().isEmpty)
+        await expectHostError(.uploadNotFound, 404) { _ = try await host.uploadStatus(session.uploadId) }
+        // A declared length past the cap is refused before any byte is read; unknown lengths as they stream.
+        for length in [Int64(1_001), nil] {
+            let other = try await host.createUpload()
+            await expectHostError(.bundleTooLarge, 413) {
+                _ = try await host.appendUpload(other.uploadId, offset: 0, body: .bytes([UInt8](repeating: 3, count: 1_001), chunkSize: 100), length: length)
+            }
+            #expect(try await fixture.stagingKeys().isEmpty)
+        }
+        // Within the cap a session commits to a staging key that finalize takes.
+        let bytes = try makeBundle(seed: 9)
+        let big = ExtensionHost(store: try BundleStore(objects: fixture.objects), registry: fixture.registry)
+        let good = try await big.createUpload()
+        let half = bytes.count / 2
+        _ = try await big.appendUpload(good.uploadId, offset: 0, body: .bytes(Array(bytes[..<half])))
+        await expectHostError(.uploadOffsetMismatch, 409) { _ = try await big.appendUpload(good.uploadId, offset: 1, body: .bytes([0])) }
+        _ = try await big.appendUpload(good.uploadId, offset: Int64(half), body: .bytes(Array(bytes[half...])))
+        let committed = try await big.commitUpload(good.uploadId, filename: "b.tar.zst", size: Int64(bytes.count), declaredHash: ContentHash.of(bytes).hex)
+        _ = try await big.finalize(FinalizeRequest(key: committed.upload.key, size: Int64(bytes.count)))
+    }
+
+    @Test func theHostNeverCallsTheObjectStore() throws {
+        let folder = TestSupport.repositoryRoot.appendingPathComponent("Sources/ExtensionHost").path
+        for name in try FileManager.default.contentsOfDirectory(atPath: folder) where name.hasSuffix(".swift") {
+            let text = try String(contentsOfFile: folder + "/" + name, encoding: .utf8)
+            #expect(!text.contains(".objects"), "\(name) reaches through BundleStore to its ObjectStore")
+            #expect(!text.contains("ObjectStore"), "\(name) names ObjectStore")
+        }
+    }
+}
+
+/// Signatures accepted at finalize reach the runner: `bundle.sig` beside the bundle, read by a
+/// cache fill under a trust bundle, on every store backend.
+@Suite struct SignaturesReachTheRunnerTests {
+    @Test(arguments: Backend.available)
+    func aFillUnderATrustBundleChecksThePublishedSignatures(store backend: Backend) async throws {
+        let key = SigningKey(generating: .ecdsaP256SHA256)
+        let stranger = SigningKey(generating: .ed25519)
+        let fixture = try HostFixture(store: backend)  // a permissive publisher host
+        defer { fixture.cleanup() }
+        func sign(_ bytes: [UInt8], _ keys: [SigningKey]) throws -> [DetachedSignature] {
+            var hasher = ContentHasher()
+            hasher.update(bytes)
+            return try keys.map { try $0.sign(digest: hasher.digest256, hash: hasher.finalize()) }
+        }
+        func publish(_ seed: UInt64, _ keys: [SigningKey]) async throws -> ContentHash {
+            let bytes = try makeBundle(version: "1.0.\(seed)", seed: seed)
+            let staged = try await fixture.upload(bytes)
+            _ = try await fixture.host.finalize(FinalizeRequest(key: staged, signatures: try sign(bytes, keys)))
+            return ContentHash.of(bytes)
+        }
+        let signed = try await publish(1, [key])
+        let unsigned = try await publish(2, [])
+        let foreign = try await publish(3, [stranger])
+        let store = try BundleStore(objects: fixture.objects)
+        #expect(try await store.sideObject(.signatures, of: signed, limit: 1 << 20) != nil)
+        #expect(try await store.sideObject(.signatures, of: unsigned, limit: 1 << 20) == nil)
+
+        let folder = try TestSupport.makeTemporaryDirectory("runner-trust")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let trusted = StreamingBundleVerifier(trust: TrustBundle(keys: [TrustedKey(key: key.publicKey)]))
+        let cache = try DiskModuleCache(root: folder + "/cache", store: store, verifier: trusted)
+        #expect(try await cache.ensureUiCached(signed).hasIndex)
+        for (hash, code) in [(unsigned, "SIGNATURE_MISSING"), (foreign, "SIGNATURE_UNKNOWN_KEY")] {
+            let error = await #expect(throws: CacheError.self) { try await cache.ensureUiCached(hash) }
+            #expect(error?.code == .cacheSignatureRefused)
+            #expect(error?.underlyingCode == code)
+        }
+        #expect(TestSupport.listing(folder + "/cache") == [signed.hex])
+        // Revoked after publishing: a fresh runner refuses the bundle it once served.
+        let revoked = StreamingBundleVerifier(trust: TrustBundle(keys: [TrustedKey(key: key.publicKey, status: .revoked)]))
+        let later = try DiskModuleCache(root: folder + "/later", store: store, verifier: revoked)
+        let error = await #expect(throws: CacheError.self) { try await later.ensureModuleCached(signed) }
+        #expect(error?.underlyingCode == "SIGNATURE_KEY_REVOKED")
+        #expect(TestSupport.listing(folder + "/later").isEmpty)
+        // The UI answer for it is a 502 that is never cached.
+        let response = await UIAssetResponder(cache: later).respond(to: AssetRequest(extensionID: "x", contentHash: signed.prefixed, path: ""))
+        #expect(response.status == 502)
+        #expect(response.header("Cache-Control") == "no-store")
+    }
+}
