@@ -149,7 +149,7 @@ public enum ArchiveExtractor {
                 }
                 throw ArchiveError.io("rename into place", path: targetPath, errno: code)
             }
-            if configuration.durable { syncParent(of: targetPath) }
+            if configuration.durable { FileIO.syncDirectory(BytePath.parent(targetPath) ?? ".") }
             return ExtractionSummary(target: targetPath, read: read, bytesWritten: writer.bytesWritten)
         } catch {
             removeTree(staging)
@@ -208,12 +208,4 @@ public enum ArchiveExtractor {
         try? FileManager.default.removeItem(atPath: path)
     }
 
-    private static func syncParent(of path: String) {
-        let parent = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        let fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd >= 0 {
-            fsync(fd)
-            close(fd)
-        }
-    }
 }

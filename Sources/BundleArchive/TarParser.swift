@@ -113,6 +113,8 @@ public final class TarParser {
     private var meta: [UInt8] = []
     private var pendingPax: [String: [UInt8]] = [:]
     private var pendingMetadataBytes: Int64 = 0
+    /// The record types (`x`, `L`, `K`) seen since the last entry: each may appear once.
+    private var pendingRecordTypes: Set<UInt8> = []
     private var pendingLongName: [UInt8]?
     private var pendingLongLink: [UInt8]?
     private var entryStart: Int64?
@@ -184,6 +186,7 @@ public final class TarParser {
 
     /// Confirms the stream did not stop inside a header, a record or an entry's data.
     public func finish() throws(ArchiveError) {
+        guard offset > 0 else { throw ArchiveError(code: .tarTruncated, reason: "the archive holds no tar data") }
         switch state {
         case .header where blockFill == 0 && pendingLongName == nil && pendingLongLink == nil && pendingPax.isEmpty:
             return
@@ -219,8 +222,8 @@ public final class TarParser {
             return
         }
         try verifyChecksum(at: headerOffset)
+        let isUstar = try checkFormat(at: headerOffset)
         let typeflag = block[156]
-        let isUstar = block[257..<263].elementsEqual("ustar\0".utf8)
         let size = try number(124, 12, field: "size", at: headerOffset)
         guard size >= 0 else {
             throw ArchiveError(code: .tarMalformed, reason: "negative size field", offset: headerOffset)
@@ -234,6 +237,16 @@ public final class TarParser {
                     actual: pendingMetadataBytes.addingReportingOverflow(size).overflow ? .max : pendingMetadataBytes + size)
             }
             pendingMetadataBytes += size
+            // GNU tar and bsdtar use only the last of several `x` (or `L`, `K`) records before an
+            // entry, where merging them would read another entry: one of each, or the archive is refused.
+            if typeflag != UInt8(ascii: "g") {
+                guard pendingRecordTypes.insert(typeflag).inserted else {
+                    throw ArchiveError(
+                        code: .tarMalformed,
+                        reason: "two '\(Character(Unicode.Scalar(typeflag)))' records for one entry (tar tools keep only the last)",
+                        offset: headerOffset)
+                }
+            }
             meta.removeAll(keepingCapacity: true)
             state = size == 0 ? .header : .meta(kind: typeflag, remaining: size)
             if size == 0 { try processMeta(kind: typeflag) }
@@ -279,6 +292,7 @@ public final class TarParser {
             offset: entryStart ?? headerOffset)
         pendingPax.removeAll(keepingCapacity: true)
         pendingMetadataBytes = 0
+        pendingRecordTypes.removeAll(keepingCapacity: true)
         pendingLongName = nil
         pendingLongLink = nil
         entryStart = nil
@@ -303,21 +317,69 @@ public final class TarParser {
 
     private func processMeta(kind: UInt8) throws(ArchiveError) {
         switch kind {
-        case UInt8(ascii: "x"): try parsePax(into: &pendingPax)
+        case UInt8(ascii: "x"):
+            try parsePax(into: &pendingPax)
+            if let key = pendingPax.keys.first(where: { !Self.isUnderstoodAlike($0, global: false) }) {
+                throw Self.differentlyRead(key, global: false, offset: offset - Int64(meta.count))
+            }
         case UInt8(ascii: "g"):
-            // Tar tools disagree on whether a global path, linkpath or size applies to the entries
-            // that follow, so such a record is refused; other global records change nothing here.
+            // Tar tools disagree on whether (and how) a global record applies to the entries that
+            // follow: only records that change nothing here are accepted (git archive's comment).
             var global: [String: [UInt8]] = [:]
             try parsePax(into: &global)
             pendingMetadataBytes -= Int64(meta.count)  // nothing of it is kept
-            if let key = ["path", "linkpath", "size"].first(where: { global[$0] != nil }) {
+            if let key = global.keys.sorted().first(where: { !Self.isUnderstoodAlike($0, global: true) }) {
+                throw Self.differentlyRead(key, global: true, offset: offset - Int64(meta.count))
+            }
+        default:
+            // GNU tar reads a long name up to its NUL, past the record's size into the padding if
+            // there is none: a name without its NUL would read differently.
+            guard let end = meta.firstIndex(of: 0) else {
                 throw ArchiveError(
-                    code: .tarMalformed, reason: "a pax global header sets '\(key)', which tar tools apply differently",
+                    code: .tarMalformed, reason: "a GNU long-name record without its terminating NUL",
                     offset: offset - Int64(meta.count))
             }
-        case UInt8(ascii: "L"): pendingLongName = Array(meta.prefix { $0 != 0 })
-        default: pendingLongLink = Array(meta.prefix { $0 != 0 })
+            if kind == UInt8(ascii: "L") { pendingLongName = Array(meta[..<end]) } else { pendingLongLink = Array(meta[..<end]) }
         }
+    }
+
+    /// Pax keys every tar tool reads the same way (or ignores). `GNU.sparse.*` keys are read
+    /// (they make the entry a sparse file, which is refused with its name); anything else, such
+    /// as `SCHILY.realsize`, could change what another tool extracts.
+    static func isUnderstoodAlike(_ key: String, global: Bool) -> Bool {
+        let common: Set<String> = ["mtime", "atime", "ctime", "uid", "gid", "uname", "gname", "comment", "charset", "hdrcharset"]
+        if common.contains(key) { return true }
+        if global { return false }
+        if ["path", "linkpath", "size"].contains(key) { return true }
+        return ["GNU.sparse.", "SCHILY.xattr.", "LIBARCHIVE.xattr.", "SCHILY.acl.", "SCHILY.fflags", "SCHILY.dev", "SCHILY.ino", "SCHILY.nlink", "LIBARCHIVE.creationtime"]
+            .contains { key.utf8.starts(with: $0.utf8) }
+    }
+
+    static func differentlyRead(_ key: String, global: Bool, offset: Int64) -> ArchiveError {
+        ArchiveError(
+            code: .tarMalformed,
+            reason: "a pax \(global ? "global " : "")record '\(Printable.escape(String(key.prefix(64))))' that tar tools read differently",
+            offset: offset)
+    }
+
+    /// The header's format, from its magic: POSIX ustar (`ustar\0` + `00`, the prefix field is
+    /// part of the name), GNU (`ustar  \0`, whose old sparse and multi-volume fields must be
+    /// empty: bsdtar applies them, GNU tar does not), or v7 (no magic, nothing after the link
+    /// name). Anything else is refused: tar tools guess differently. Returns whether it is POSIX.
+    private func checkFormat(at headerOffset: Int64) throws(ArchiveError) -> Bool {
+        if block[257..<265].elementsEqual("ustar\u{0}00".utf8) { return true }
+        if block[257..<265].elementsEqual("ustar  \u{0}".utf8) {
+            guard block[369..<500].allSatisfy({ $0 == 0 }) else {
+                throw ArchiveError(
+                    code: .tarMalformed, reason: "a GNU header with old sparse or multi-volume fields (tar tools read them differently)",
+                    offset: headerOffset)
+            }
+            return false
+        }
+        if block[257..<512].allSatisfy({ $0 == 0 }) { return false }
+        throw ArchiveError(
+            code: .tarMalformed, reason: "an unknown tar header format (magic '\(Printable.escape(bytes: Array(block[257..<265])))')",
+            offset: headerOffset)
     }
 
     /// Parses `"<len> <key>=<value>\n"` records.
@@ -325,7 +387,7 @@ public final class TarParser {
         var index = 0
         let at = offset - Int64(meta.count)
         while index < meta.count {
-            if meta[index] == 0 { break }  // NUL padding after the last record
+            // No padding inside the record's size: bsdtar drops every record of such a header.
             guard let space = meta[index...].firstIndex(of: UInt8(ascii: " ")),
                 let length = Self.decimal(Array(meta[index..<space])), length > 0,
                 length <= Int64(meta.count - index), meta[index + Int(length) - 1] == UInt8(ascii: "\n"),
@@ -347,7 +409,7 @@ public final class TarParser {
             unsigned += Int(value)
             signed += Int(Int8(bitPattern: value))
         }
-        let stored = try number(148, 8, field: "checksum", at: headerOffset)
+        let stored = try number(148, 8, field: "checksum", at: headerOffset, octalOnly: true)
         guard stored == Int64(unsigned) || stored == Int64(signed) else {
             throw ArchiveError(
                 code: .tarChecksum,
@@ -361,9 +423,13 @@ public final class TarParser {
     }
 
     /// An octal field (NUL/space terminated) or a GNU base-256 field.
-    private func number(_ start: Int, _ length: Int, field name: String, at headerOffset: Int64) throws(ArchiveError) -> Int64 {
+    private func number(_ start: Int, _ length: Int, field name: String, at headerOffset: Int64, octalOnly: Bool = false) throws(ArchiveError) -> Int64 {
         let bytes = block[start..<(start + length)]
         if let first = bytes.first, first & 0x80 != 0 {
+            // Tar tools read a checksum as octal only: a base-256 one makes them skip the header.
+            guard !octalOnly else {
+                throw ArchiveError(code: .tarMalformed, reason: "the \(name) field is not octal", offset: headerOffset)
+            }
             // Base-256: two's complement big-endian; 0xff marks a negative number.
             guard first == 0x80 || first == 0xff else {
                 throw ArchiveError(code: .tarMalformed, reason: "bad base-256 \(name) field", offset: headerOffset)

@@ -79,16 +79,7 @@ public struct ContentHash: Hashable, Sendable, CustomStringConvertible, Codable 
     }
 
     /// Bare lowercase hex, 64 characters: the spelling of store keys and APIs.
-    public var hex: String {
-        let digits = Array("0123456789abcdef".utf8)
-        var chars: [UInt8] = []
-        chars.reserveCapacity(64)
-        for byte in digestBytes {
-            chars.append(digits[Int(byte >> 4)])
-            chars.append(digits[Int(byte & 0x0f)])
-        }
-        return String(decoding: chars, as: UTF8.self)
-    }
+    public var hex: String { Hex.encode(digestBytes) }
 
     /// `sha256:<hex>`: the spelling of registry rows and UI URLs.
     public var prefixed: String { Self.algorithmPrefix + hex }

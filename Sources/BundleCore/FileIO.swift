@@ -2,6 +2,26 @@ import Foundation
 
 /// Low-level file helpers shared by the libraries.
 public enum FileIO {
+    /// `fsync`s a folder (so a rename or link in it survives a power loss); errors are ignored,
+    /// as a folder that cannot be opened cannot be synced either.
+    public static func syncDirectory(_ path: String) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        fsync(fd)
+        close(fd)
+    }
+
+    /// A name for a temporary file or folder beside `path`, unique to this process:
+    /// `<folder>/.<name><marker><pid>-<16 random hex digits>`. The pid lets a later process tell
+    /// the leftovers of a dead one.
+    public static func temporaryName(besides path: String, marker: String) -> String {
+        let folder = BytePath.parent(path) ?? "."
+        return folder + "/." + BytePath.lastSegment(path) + marker + uniqueSuffix()
+    }
+
+    /// `<pid>-<16 random hex digits>`.
+    public static func uniqueSuffix() -> String { "\(getpid())-" + Hex.encode(withUnsafeBytes(of: UInt64.random(in: 0...UInt64.max)) { Array($0) }) }
+
     /// Writes all of `bytes` to `fd`, retrying short writes and `EINTR`.
     /// - Returns: 0, or the `errno` of the write that failed.
     public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32 {
@@ -71,4 +91,20 @@ public enum BoundedFile {
 extension ErrorCode {
     /// A file is larger than the limit for its kind.
     public static let fileTooLarge: ErrorCode = "FILE_TOO_LARGE"
+}
+
+/// Lowercase hexadecimal, the one encoder of the libraries (hashes, ETags, random names).
+public enum Hex {
+    private static let digits = Array("0123456789abcdef".utf8)
+
+    /// Two lowercase hex digits per byte.
+    public static func encode<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.underestimatedCount * 2)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
 }

@@ -249,12 +249,7 @@ public struct FileSystemObjectStore: ObjectStore {
         throw StoreError(code: .storeIO, reason: "cannot create the folder for the key (it keeps being removed)", key: key)
     }
 
-    /// `<folder>/.<name>.extbundles-tmp-<16 random hex digits>`.
-    static func temporaryName(besides path: String) -> String {
-        let random = String(UInt64.random(in: 0...UInt64.max), radix: 16)
-        let folder = BytePath.parent(path) ?? "."
-        return folder + "/." + BytePath.lastSegment(path) + temporaryMarker + random
-    }
+    static func temporaryName(besides path: String) -> String { FileIO.temporaryName(besides: path, marker: temporaryMarker) }
 
     private func makeTemporaryFile(besides path: String, key: String) throws(StoreError) -> (String, Int32) {
         let temporary = Self.temporaryName(besides: path)
@@ -280,15 +275,7 @@ public struct FileSystemObjectStore: ObjectStore {
         case .unconditional:
             guard rename(temporary, path) == 0 else { throw Self.io("rename", key: key) }
         }
-        if let folder = BytePath.parent(path) { Self.syncDirectory(folder) }
-    }
-
-    static func syncDirectory(_ path: String) {
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd >= 0 {
-            fsync(fd)
-            close(fd)
-        }
+        if let folder = BytePath.parent(path) { FileIO.syncDirectory(folder) }
     }
 
     static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, key: String) throws(StoreError) {

@@ -57,7 +57,7 @@ public actor InMemoryObjectStore: ObjectStore {
         }
         // The body was read with the actor suspended: check again before inserting.
         if condition == .createOnly, objects[BytePath.key(key)] != nil { throw StoreError.alreadyExists(key) }
-        let digest = Insecure.MD5.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        let digest = Hex.encode(Insecure.MD5.hash(data: bytes))
         let info = ObjectInfo(key: key, size: Int64(bytes.count), etag: digest, lastModified: now())
         objects[BytePath.key(key)] = Stored(bytes: bytes, info: info)
         return info

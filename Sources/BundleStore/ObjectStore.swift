@@ -62,6 +62,28 @@ public enum ByteRange: Sendable, Equatable {
         }
     }
 
+    /// Reads an HTTP `Range` header (RFC 9110) holding one `bytes=` range: nil when it should be
+    /// ignored (another unit, several ranges, or a malformed one such as `bytes=5-3`), in which
+    /// case the whole object is sent. Whether the range fits an object is ``resolve(size:)``'s
+    /// question (nil there means 416).
+    public static func parse(httpHeader header: String) -> ByteRange? {
+        let text = header.trimmingCharacters(in: .whitespaces)
+        guard text.lowercased().hasPrefix("bytes=") else { return nil }
+        let spec = text.dropFirst("bytes=".count).trimmingCharacters(in: .whitespaces)
+        guard !spec.contains(","), let dash = spec.firstIndex(of: "-") else { return nil }
+        let first = spec[..<dash].trimmingCharacters(in: .whitespaces)
+        let last = spec[spec.index(after: dash)...].trimmingCharacters(in: .whitespaces)
+        func number(_ text: String) -> Int64? {
+            guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return nil }
+            return Int64(text) ?? .max  // more digits than fit: past any object's end
+        }
+        if first.isEmpty { return number(last).map { .suffix($0) } }
+        guard let start = number(first) else { return nil }
+        if last.isEmpty { return .from(start) }
+        guard let end = number(last), end >= start else { return nil }
+        return .bounded(first: start, last: end)
+    }
+
     /// The HTTP `Range` header value.
     public var headerValue: String {
         switch self {

@@ -1,3 +1,4 @@
+import BundleCore
 import Crypto
 public import Foundation
 
@@ -172,15 +173,7 @@ public struct AWSSigV4: Sendable {
     /// The hex SHA-256 of a body, for `payloadHash`.
     public static func payloadHash(_ body: [UInt8]) -> String { hex(SHA256.hash(data: body)) }
 
-    static func hex<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0f)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
+    static func hex<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 { Hex.encode(bytes) }
 
     /// `yyyyMMdd'T'HHmmss'Z'` in UTC.
     public static func timestamp(_ date: Date) -> String {

@@ -270,7 +270,7 @@ public struct S3ObjectStore: MultipartObjectStore {
             // the key rules (`..`, control characters) is not listed.
             guard (try? ObjectKey.validate(key)) != nil else { return nil }
             return ObjectInfo(
-                key: key, size: Int64(element["Size"] ?? "") ?? 0,
+                key: key, size: Self.decimal(Substring(element["Size"] ?? "")) ?? 0,
                 etag: element["ETag"].map(Self.unquote), lastModified: element["LastModified"].flatMap(Self.parseISODate))
         }
         let truncated = xml["IsTruncated"] == "true"
@@ -427,7 +427,8 @@ public struct S3ObjectStore: MultipartObjectStore {
         var bytes: [UInt8]
         var body: HTTPClientResponse.Body?
 
-        var contentLength: Int64? { headers.first(name: "content-length").flatMap { Int64($0) } }
+        /// A Content-Length of digits only (a negative or malformed one is no length).
+        var contentLength: Int64? { headers.first(name: "content-length").flatMap { S3ObjectStore.decimal(Substring($0)) } }
         var etag: String? { headers.first(name: "etag").map(S3ObjectStore.unquote) }
     }
 

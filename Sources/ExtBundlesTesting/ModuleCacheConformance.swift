@@ -128,8 +128,6 @@ public struct ModuleCacheConformance: Sendable {
 
     func hostileArchivesAreRefused(_ store: BundleStore) async throws {
         let cache = try await makeCache(store)
-        let scratch = NSTemporaryDirectory() + "extbundles-conformance-\(UUID().uuidString)"
-        defer { try? FileManager.default.removeItem(atPath: scratch) }
         for name in TestBundle.escapingNames {
             let bytes = try TestBundle.rawArchive([("manifest.json", Array(TestBundle.manifest(seed: 9).utf8)), (name, Array("pwned".utf8))])
             let hash = ContentHash.of(bytes)

@@ -146,6 +146,11 @@ public actor DiskModuleCache: ModuleCache {
     /// Opens (creating if needed) the cache at `root`, removes what crashed fills left, and
     /// rebuilds the index from the entries on disk. This scan blocks its caller (it runs once,
     /// at start-up).
+    ///
+    /// The cache owns its folder and removes what it does not recognise in it, so it only opens a
+    /// folder that is one: new or empty, marked by an earlier open (`.extbundles-cache`), or
+    /// holding nothing but cache entries. Any other folder (a mistyped `EXT_CACHE_ROOT` such as a
+    /// home folder) is refused with `CACHE_ROOT_NOT_A_CACHE` and left untouched.
     public init(
         root: String, store: BundleStore, verifier: any Verifier = StreamingBundleVerifier(trust: nil),
         configuration: Configuration = .init()
@@ -155,6 +160,7 @@ public actor DiskModuleCache: ModuleCache {
         } catch {
             throw CacheError(code: .cacheFillFailed, reason: "cannot create the cache folder", path: root, underlying: "\(error)")
         }
+        try DiskLayout.claim(root: root)
         self.root = root
         self.store = store
         self.verifier = verifier
@@ -238,58 +244,77 @@ public actor DiskModuleCache: ModuleCache {
         for hash in hashes { await removals[hash]?.value }
     }
 
+    /// Waits until the files of every entry evicted so far are gone (evictions delete them off
+    /// the actor); for shutdown and tests.
+    public func flush() async {
+        while let pending = removals.values.first { await pending.value }
+    }
+
     // MARK: - Compiled modules
 
     /// A module compiled by `compiler`, cached beside the bundle (in the entry's `compiled/`
     /// folder, which no archive path reaches) under (content hash, compiler id and version,
     /// target triple) and handed to `load`. An artifact that `load` refuses is deleted and
-    /// compiled again (it counts as a miss). Concurrent calls for one key compile once; reading
-    /// and writing artifacts runs off the actor.
-    public func ensureCompiled<T: Sendable>(
+    /// compiled again (it counts as a miss). Concurrent calls for one key share one lookup and
+    /// at most one compile, whose bytes are counted once; reading, loading, compiling and
+    /// writing artifacts all happen off the actor.
+    public nonisolated func ensureCompiled<T: Sendable>(
         _ hash: ContentHash, compiler: any ModuleCompiler, load: @escaping @Sendable ([UInt8]) throws -> T
     ) async throws -> T {
         let module = try await ensureModuleCached(hash)
+        let task = try await compileTask(hash, module: module, compiler: compiler) { try load($0) }
+        let artifact = try await task.value
+        _ = module  // the entry stays held until the artifact is loaded
+        return try load(artifact)
+    }
+
+    /// The one lookup-or-compile of a key, shared by concurrent callers.
+    private func compileTask(
+        _ hash: ContentHash, module: ModuleHandle, compiler: any ModuleCompiler, validate: @escaping @Sendable ([UInt8]) throws -> Void
+    ) throws -> Task<[UInt8], any Error> {
         guard let entry = entries[hash] else { throw CacheError(code: .cacheFillFailed, reason: "the entry was evicted", hash: hash) }
-        let path = entry.folder + "/" + DiskLayout.compiledFolder + "/" + compiler.artifactName
-        let key = hash.hex + "/" + compiler.artifactName
-        if let task = compiling[key] { return try load(try await task.value) }
-        // A cached artifact, if it loads.
-        if let cached = try? await BlockingIO.shared.run({ try DiskLayout.readFile(path) }) {
-            do {
-                let value = try load(cached)
-                metrics.compiledHits.increment()
-                return value
-            } catch {
+        let name = compiler.artifactName
+        let key = hash.hex + "/" + name
+        if let running = compiling[key] { return running }
+        let path = entry.folder + "/" + DiskLayout.compiledFolder + "/" + name
+        let durable = configuration.durable
+        let metrics = self.metrics
+        let task = Task.detached { () throws -> [UInt8] in
+            var dropped = 0
+            if let cached = try? await BlockingIO.shared.run({ try DiskLayout.readFile(path) }) {
+                if (try? validate(cached)) != nil {
+                    metrics.compiledHits.increment()
+                    await self.compileDone(key, hash: hash, delta: 0)
+                    return cached
+                }
                 // A stale or damaged artifact: drop it and compile again.
                 await BlockingIO.shared.run { _ = unlink(path) }
-                adjust(hash, by: -Int64(cached.count))
+                dropped = cached.count
             }
-        }
-        if let task = compiling[key] { return try load(try await task.value) }
-        metrics.compiledMisses.increment()
-        let durable = configuration.durable
-        let task = Task { () throws -> [UInt8] in
+            metrics.compiledMisses.increment()
             let artifact: [UInt8]
             do {
                 artifact = try await compiler.compile(try await module.bytes())
+                try validate(artifact)
             } catch {
+                await self.compileDone(key, hash: hash, delta: -Int64(dropped))
                 throw CacheError(
                     code: .cacheCompileFailed, reason: "the module could not be compiled", hash: hash, underlying: String(reflecting: error))
             }
+            // Caching is an optimisation: the compiled module is returned even if it cannot be kept.
+            let stored = await BlockingIO.shared.run { DiskLayout.replaceFile(path, artifact, sync: durable) }
+            await self.compileDone(key, hash: hash, delta: (stored ? Int64(artifact.count) : 0) - Int64(dropped))
             return artifact
         }
         compiling[key] = task
-        defer { compiling[key] = nil }
-        let artifact = try await task.value
-        let value = try load(artifact)
-        // Caching is an optimisation: the compiled module is returned even if it cannot be kept.
-        let stored = await BlockingIO.shared.run { DiskLayout.replaceFile(path, artifact, sync: durable) }
-        if stored, entries[hash] != nil {
-            adjust(hash, by: Int64(artifact.count))
-            trim(excluding: hash)
-        }
-        _ = module  // held until the artifact is written
-        return value
+        return task
+    }
+
+    private func compileDone(_ key: String, hash: ContentHash, delta: Int64) {
+        compiling[key] = nil
+        guard delta != 0 else { return }
+        adjust(hash, by: delta)
+        if delta > 0 { trim(excluding: hash) }
     }
 
     // MARK: - Internals

@@ -97,7 +97,7 @@ enum Filler {
     ) throws -> DiskModuleCache.Entry {
         try DiskLayout.writeFile(temporary + "/" + EntryMetadata.fileName, metadataBytes, sync: durable, hash: hash)
         let bytes = DiskLayout.size(of: temporary)
-        if durable { DiskLayout.sync(temporary) }
+        if durable { FileIO.syncDirectory(temporary) }
         let final = root + "/" + hash.hex
         if rename(temporary, final) != 0 {
             // Another process filled this hash first: adopt its entry.
@@ -109,14 +109,13 @@ enum Filler {
             }
             return DiskModuleCache.Entry(hash: hash, folder: final, metadata: existing.metadata, bytes: existing.bytes, lastUse: 0)
         }
-        if durable { DiskLayout.sync(root) }
+        if durable { FileIO.syncDirectory(root) }
         return DiskModuleCache.Entry(hash: hash, folder: final, metadata: metadata, bytes: bytes, lastUse: 0)
     }
 
     private static func extract(
         _ hash: ContentHash, into folder: String, store: BundleStore, verifier: any Verifier, configuration: DiskModuleCache.Configuration
     ) async throws -> EntryMetadata {
-        let signatures = try await signatures(of: hash, store: store, verifier: verifier, configuration: configuration)
         let body: ObjectBody
         do {
             body = try await store.getBundle(hash)
@@ -126,6 +125,8 @@ enum Filler {
         } catch {
             throw failure(hash, "the bundle could not be fetched", error)
         }
+        // After the bundle was found: a hash that is not in the store costs one request.
+        let signatures = try await signatures(of: hash, store: store, verifier: verifier, configuration: configuration)
         let writer: DirectoryWriter
         do {
             writer = try DirectoryWriter(root: folder + "/" + DiskLayout.bundleFolder, syncFiles: configuration.durable)
@@ -217,17 +218,43 @@ enum DiskLayout {
         var modified: Date
     }
 
-    static func temporaryName(_ hex: String) -> String { ".tmp-\(hex)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))" }
+    /// `.tmp-<hex>-<pid>-<random>`: a fill's folder; start-up removes those of dead processes.
+    static func temporaryName(_ hex: String) -> String { ".tmp-\(hex)-" + FileIO.uniqueSuffix() }
 
     /// Removes a folder without ever leaving a half-deleted entry under its own name: it is
     /// renamed to `.trash-*` first.
     static func remove(_ folder: String, root: String) {
-        let trash = root + "/.trash-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        let trash = root + "/.trash-" + FileIO.uniqueSuffix()
         if rename(folder, trash) == 0 {
             try? FileManager.default.removeItem(atPath: trash)
         } else {
             try? FileManager.default.removeItem(atPath: folder)
         }
+    }
+
+    /// The marker of a cache folder.
+    static let marker = ".extbundles-cache"
+
+    /// Makes sure `root` is a cache folder (marked, or holding only cache names) and marks it.
+    static func claim(root: String) throws(CacheError) {
+        let markerPath = root + "/" + marker
+        guard access(markerPath, F_OK) != 0 else { return }
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+        let foreign = names.filter { name in
+            !(BytePath.hasPrefix(name, ".tmp-") || BytePath.hasPrefix(name, ".trash-")
+                || (name.utf8.count == 64 && (try? ContentHash(parsing: name, allowUppercase: false)) != nil))
+        }
+        guard foreign.isEmpty else {
+            throw CacheError(
+                code: .cacheRootNotACache,
+                reason: "the folder is not a cache (it holds '\(Printable.escape(foreign.sorted()[0]))'); give the cache a folder of its own",
+                path: root)
+        }
+        let fd = open(markerPath, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        guard fd >= 0 else {
+            throw CacheError(code: .cacheFillFailed, reason: "cannot mark the cache folder", path: root, underlying: String(cString: strerror(errno)))
+        }
+        close(fd)
     }
 
     /// The complete entries under `root`, oldest fill first; removes temporary folders of
@@ -306,7 +333,7 @@ enum DiskLayout {
     static func replaceFile(_ path: String, _ bytes: [UInt8], sync: Bool) -> Bool {
         guard let folder = BytePath.parent(path) else { return false }
         mkdir(folder, 0o755)
-        let temporary = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let temporary = FileIO.temporaryName(besides: path, marker: ".tmp-")
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o644)
         guard fd >= 0 else { return false }
         let status = bytes.withUnsafeBytes { FileIO.writeAll(fd, $0) }
@@ -319,10 +346,4 @@ enum DiskLayout {
         return true
     }
 
-    static func sync(_ folder: String) {
-        let fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { return }
-        fsync(fd)
-        close(fd)
-    }
 }

@@ -183,6 +183,8 @@ extension ErrorCode {
     /// The bundle's signatures do not satisfy the verifier's trust bundle (unsigned, unknown,
     /// revoked or expired key, a key not allowed for the publisher, a bad signature file).
     public static let cacheSignatureRefused: ErrorCode = "CACHE_SIGNATURE_REFUSED"
+    /// The cache folder holds files that are not the cache's; it is refused, never cleaned.
+    public static let cacheRootNotACache: ErrorCode = "CACHE_ROOT_NOT_A_CACHE"
     /// The bundle has no `dist/main.wasm`.
     public static let cacheNoModule: ErrorCode = "CACHE_NO_MODULE"
     /// A compiled module could not be produced.

@@ -1,4 +1,5 @@
 import BundleCore
+import BundleStore
 public import Foundation
 
 /// A request for a UI asset, as an HTTP layer received it:
@@ -165,22 +166,18 @@ public struct UIAssetResponder: Sendable {
         headers.append(("Content-Type", type))
         headers.append(("Accept-Ranges", "bytes"))
         let filePath = ui.path(of: path)
-        // 6. Range.
-        if let rangeHeader = request.header("Range") {
-            switch Self.parseRange(rangeHeader, size: file.size) {
-            case .satisfiable(let range):
-                headers.append(("Content-Range", "bytes \(range.lowerBound)-\(range.upperBound)/\(file.size)"))
-                headers.append(("Content-Length", String(range.count)))
-                return AssetResponse(
-                    status: 206, headers: headers, body: .file(path: filePath, offset: range.lowerBound, length: Int64(range.count)),
-                    lease: ui.lease)
-            case .unsatisfiable:
+        // 6. Range: one `bytes=` range; anything else is ignored and the whole file is sent.
+        if let rangeHeader = request.header("Range"), let range = ByteRange.parse(httpHeader: rangeHeader) {
+            guard let resolved = range.resolve(size: file.size) else {
                 var response = Self.error(416, text: "range not satisfiable")
                 response.headers.append(("Content-Range", "bytes */\(file.size)"))
                 return response
-            case .ignored:
-                break
             }
+            let length = resolved.upperBound - resolved.lowerBound + 1
+            headers.append(("Content-Range", "bytes \(resolved.lowerBound)-\(resolved.upperBound)/\(file.size)"))
+            headers.append(("Content-Length", String(length)))
+            return AssetResponse(
+                status: 206, headers: headers, body: .file(path: filePath, offset: resolved.lowerBound, length: length), lease: ui.lease)
         }
         headers.append(("Content-Length", String(file.size)))
         return AssetResponse(status: 200, headers: headers, body: .file(path: filePath, offset: 0, length: file.size), lease: ui.lease)
@@ -235,35 +232,6 @@ public struct UIAssetResponder: Sendable {
             let value = candidate.trimmingCharacters(in: .whitespaces)
             return value == "*" || value == etag || value == "W/" + etag
         }
-    }
-
-    enum RangeOutcome: Equatable {
-        case satisfiable(ClosedRange<Int64>)
-        case unsatisfiable
-        case ignored
-    }
-
-    /// One `bytes=` range; several ranges or another unit are ignored (the whole file is sent).
-    static func parseRange(_ header: String, size: Int64) -> RangeOutcome {
-        let text = header.trimmingCharacters(in: .whitespaces)
-        guard text.lowercased().hasPrefix("bytes=") else { return .ignored }
-        let spec = text.dropFirst("bytes=".count).trimmingCharacters(in: .whitespaces)
-        guard !spec.contains(","), let dash = spec.firstIndex(of: "-") else { return .ignored }
-        let first = spec[..<dash].trimmingCharacters(in: .whitespaces)
-        let last = spec[spec.index(after: dash)...].trimmingCharacters(in: .whitespaces)
-        if first.isEmpty {
-            guard let suffix = Int64(last), suffix >= 0 else { return .ignored }
-            guard suffix > 0, size > 0 else { return .unsatisfiable }
-            return .satisfiable(max(0, size - suffix)...(size - 1))
-        }
-        guard let start = Int64(first), start >= 0 else { return .ignored }
-        var end = size - 1
-        if !last.isEmpty {
-            guard let value = Int64(last), value >= start else { return .ignored }
-            end = min(value, size - 1)
-        }
-        guard start < size else { return .unsatisfiable }
-        return .satisfiable(start...end)
     }
 
     static func error(_ status: Int, text: String) -> AssetResponse {

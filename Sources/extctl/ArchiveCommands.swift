@@ -124,7 +124,7 @@ struct Inspect: ParsableCommand {
         if let path = inspection.manifestPath {
             if let manifestText {
                 Console.out("manifest (\(path)):")
-                Console.out(manifestText)
+                Console.block(manifestText)
             } else {
                 Console.out("manifest (\(path)): \(inspection.manifestSize ?? 0) bytes, too large to show")
             }
@@ -157,6 +157,12 @@ struct LimitOptions: ParsableArguments {
 
     @Option(help: "Largest zstd window, as a power of two.")
     var windowLogMax: Int = ArchiveLimits.default.windowLogMax
+
+    func validate() throws {
+        guard maxCompressedBytes > 0, maxDecompressedBytes > 0, maxEntries > 0 else {
+            throw ValidationError("--max-compressed-bytes, --max-decompressed-bytes and --max-entries must be positive")
+        }
+    }
 
     var archiveLimits: ArchiveLimits {
         ArchiveLimits(

@@ -15,6 +15,10 @@ struct CacheOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The byte budget (EXT_CACHE_MAX_BYTES; default 1 GiB).", valueName: "bytes"))
     var budget: Int64?
 
+    func validate() throws {
+        if let budget, budget < 0 { throw ValidationError("--budget must be 0 or more") }
+    }
+
     func open(_ host: HostOptions) throws -> DiskModuleCache {
         let environment = DiskModuleCache.Configuration.fromEnvironment()
         var configuration = environment.configuration
@@ -72,7 +76,9 @@ struct CacheCommand: AsyncParsableCommand {
         func run() async throws {
             let stats = try await cacheOptions.open(options).stats()
             if json { return try Console.json(stats) }
-            Console.out("entries: \(stats.entries)\nbytes:   \(stats.bytes)\nbudget:  \(stats.maxBytes)")
+            Console.out("entries: \(stats.entries)")
+            Console.out("bytes:   \(stats.bytes)")
+            Console.out("budget:  \(stats.maxBytes)")
             for hash in stats.hashes { Console.out(hash) }
         }
     }
@@ -83,6 +89,10 @@ struct CacheCommand: AsyncParsableCommand {
 
         @Option(help: "Evict down to this many bytes.")
         var maxBytes: Int64?
+
+        func validate() throws {
+            if let maxBytes, maxBytes < 0 { throw ValidationError("--max-bytes must be 0 or more") }
+        }
 
         @OptionGroup var cacheOptions: CacheOptions
         @OptionGroup var options: HostOptions

@@ -62,14 +62,22 @@ struct RefusedInput: Error {
     var message: String
 }
 
-/// Every line `extctl` prints goes through here: control characters, ANSI escapes and
-/// invisible format characters from hostile names are escaped, never sent to the terminal raw.
+/// Every line `extctl` prints goes through here: control characters (line breaks and tabs too),
+/// ANSI escapes and invisible format characters from hostile names are escaped, never sent to
+/// the terminal raw, so no input can forge a line of output.
 enum Console {
     static func error(_ text: String) {
-        FileHandle.standardError.write(Data(("extctl: " + Printable.escape(text, keepingLayout: true) + "\n").utf8))
+        FileHandle.standardError.write(Data(("extctl: " + Printable.escape(text) + "\n").utf8))
     }
 
+    /// One line of output.
     static func out(_ text: String) {
+        print(Printable.escape(text))
+    }
+
+    /// A block shown as text (a manifest): its line breaks and tabs are kept, everything else
+    /// non-printable is escaped.
+    static func block(_ text: String) {
         print(Printable.escape(text, keepingLayout: true))
     }
 
@@ -77,6 +85,7 @@ enum Console {
     static func json(_ value: some Encodable) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        out(String(decoding: try encoder.encode(value), as: UTF8.self))
+        // JSON escapes control characters itself; its line breaks are the layout.
+        block(String(decoding: try encoder.encode(value), as: UTF8.self))
     }
 }

@@ -46,6 +46,6 @@ struct ManifestCommand: ParsableCommand {
     struct Schema: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print the manifest v2 JSON Schema.")
 
-        func run() { Console.out(ManifestSchema.json) }
+        func run() { Console.block(ManifestSchema.json) }
     }
 }

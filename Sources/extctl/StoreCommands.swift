@@ -32,9 +32,17 @@ struct StoreOptions: ParsableArguments {
             return try S3ObjectStore(configuration: configuration)
         }
         var path = store
-        for scheme in ["file://", "file:"] where BytePath.hasPrefix(path, scheme) {
-            path = BytePath.dropPrefix(path, bytes: scheme.utf8.count)
-            break
+        if BytePath.hasPrefix(path, "file://") {
+            // file://HOST/PATH: only the local host (empty or `localhost`) is this machine.
+            path = BytePath.dropPrefix(path, bytes: "file://".utf8.count)
+            if BytePath.hasPrefix(path, "localhost/") { path = BytePath.dropPrefix(path, bytes: "localhost".utf8.count) }
+            guard path.utf8.first == BytePath.slash else {
+                throw StoreError(
+                    code: .storeConfiguration,
+                    reason: "file:// URLs name a local path as file:///PATH (a host is not supported): '\(Printable.escape(store))'")
+            }
+        } else if BytePath.hasPrefix(path, "file:") {
+            path = BytePath.dropPrefix(path, bytes: "file:".utf8.count)
         }
         guard !path.isEmpty, !BytePath.contains(store, "://") || BytePath.hasPrefix(store, "file://") else {
             throw StoreError(
@@ -116,10 +124,12 @@ struct Store: AsyncParsableCommand {
         func run() async throws {
             let hash = try ContentHash(parsing: hash)
             let body = try await options.bundleStore().getBundle(hash)
-            let temporary = output + ".part-\(getpid())"
-            guard FileManager.default.createFile(atPath: temporary, contents: nil), let handle = FileHandle(forWritingAtPath: temporary) else {
-                throw StoreError(code: .storeIO, reason: "cannot create the output file", key: output)
-            }
+            // A new file of our own (O_EXCL, O_NOFOLLOW: never through a planted link), renamed
+            // into place only when the hash matched.
+            let temporary = FileIO.temporaryName(besides: output, marker: ".part-")
+            let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw FileError("create", path: temporary, errno: errno) }
+            let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
             var hasher = ContentHasher()
             do {
                 for try await chunk in body.stream {
