@@ -78,7 +78,8 @@ enum ArchiveFixtures {
 enum RawTar {
     /// One ustar header block with exactly these fields and a correct checksum.
     static func header(
-        name: [UInt8], typeflag: UInt8 = UInt8(ascii: "0"), size: Int64, linkName: [UInt8] = [], prefix: [UInt8] = [], mode: Int = 0o644
+        name: [UInt8], typeflag: UInt8 = UInt8(ascii: "0"), size: Int64, linkName: [UInt8] = [], prefix: [UInt8] = [], mode: Int = 0o644,
+        magic: [UInt8] = Array("ustar\u{0}00".utf8), extra: [(Int, [UInt8])] = []
     ) -> [UInt8] {
         var block = [UInt8](repeating: 0, count: 512)
         func put(_ bytes: [UInt8], _ offset: Int) { for (index, byte) in bytes.enumerated() { block[offset + index] = byte } }
@@ -94,9 +95,9 @@ enum RawTar {
         put(octal(0, 12), 136)
         block[156] = typeflag
         put(Array(linkName.prefix(100)), 157)
-        put(Array("ustar\0".utf8), 257)
-        put(Array("00".utf8), 263)
+        put(magic, 257)
         put(Array(prefix.prefix(155)), 345)
+        for (offset, bytes) in extra { put(bytes, offset) }
         put([UInt8](repeating: 0x20, count: 8), 148)
         let sum = block.reduce(0) { $0 + Int64($1) }
         put(octal(sum, 7) + [0x20], 148)

@@ -265,10 +265,12 @@ struct S3InteropTests {
         try server.run()
         defer { server.terminate() }
         var port = ""
-        for _ in 0..<100 where port.isEmpty {
+        // Python may start slowly on a loaded machine: wait up to a minute for it.
+        for _ in 0..<1_200 where port.isEmpty {
             port = (try? String(contentsOfFile: scratch + "/port", encoding: .utf8)) ?? ""
             if port.isEmpty { try await Task.sleep(nanoseconds: 50_000_000) }
         }
+        try #require(!port.isEmpty, "the flaky server did not start")
         let configuration = S3ObjectStore.Configuration(
             endpoint: URL(string: "http://127.0.0.1:\(port)"), region: "us-east-1", bucket: "bkt",
             credentials: .init(accessKeyID: "a", secretAccessKey: "s"), maxAttempts: 4, baseRetryDelay: 0.01)

@@ -120,13 +120,11 @@ import TestSupport
         let stranger = SigningKey(generating: .ecdsaP256SHA256)
         var keyless = try signatures(sample.bytes, [stranger])[0]
         keyless.keyID = nil
-        let clock = ContinuousClock()
-        let start = clock.now
         let error = await #expect(throws: VerifyError.self) {
             try await verify(sample.bytes, trust: trust, .init(signatures: Array(repeating: keyless, count: 64)))
         }
         #expect(error?.code == .signatureMalformed)
-        #expect(clock.now - start < .seconds(10))
+        #expect(error?.reason.contains("more than 256 key checks") == true)
         let tooMany = await #expect(throws: VerifyError.self) {
             try await verify(sample.bytes, trust: trust, .init(signatures: Array(repeating: keyless, count: 65)))
         }

@@ -1,4 +1,5 @@
 import BundleCore
+import CoreFoundation
 import Foundation
 import Testing
 import TestSupport
@@ -168,6 +169,44 @@ import TestSupport
         #expect(TestSupport.rawTree(scratch.path) == before)
         let capped = try extctl("store", "put-bundle", scratch("b.tar.zst"), "--store", scratch("root/store"), "--max-bytes", "10")
         #expect(capped.status == 1 && capped.stderr.contains("STORE_TOO_LARGE"), "\(capped.stderr)")
+    }
+
+    @Test func aFolderThatIsNotACacheIsNeverCleaned() throws {
+        let scratch = try Scratch("not-a-cache")
+        let home = scratch("home")
+        try FileManager.default.createDirectory(atPath: home + "/" + String(repeating: "a", count: 64), withIntermediateDirectories: true)
+        try Data("precious".utf8).write(to: URL(fileURLWithPath: home + "/" + String(repeating: "a", count: 64) + "/data.txt"))
+        try Data("keep".utf8).write(to: URL(fileURLWithPath: home + "/.tmp-notes"))
+        try Data("keep".utf8).write(to: URL(fileURLWithPath: home + "/notes.txt"))
+        let before = TestSupport.rawTree(home)
+        let result = try extctl("cache", "stats", "--cache", home, "--data", scratch("data"))
+        #expect(result.status == 1 && result.stderr.contains("CACHE_ROOT_NOT_A_CACHE"), "\(result.stderr)")
+        #expect(TestSupport.rawTree(home) == before)
+        // A new folder becomes a cache (marked), and stays one.
+        #expect(try extctl("cache", "stats", "--cache", scratch("cache"), "--data", scratch("data")).status == 0)
+        #expect(FileManager.default.fileExists(atPath: scratch("cache/.extbundles-cache")))
+        #expect(try extctl("cache", "stats", "--cache", scratch("cache"), "--data", scratch("data")).status == 0)
+    }
+
+    @Test func hostileTextNeverForgesALineOfOutput() throws {
+        let scratch = try Scratch("forge")
+        let manifest = #"{"name":"evil\nextctl: error: FAKE\u001b[31m\tx","publisher":"pub\nFAKE LINE","version":"1.0.0","runtime":"wasm-js@1","bogus\nkey":1}"#
+        try TestSupport.write(Array(manifest.utf8), to: "m.json", in: scratch.path)
+        let validate = try extctl("manifest", "validate", scratch("m.json"))
+        #expect(validate.status == 1)
+        #expect(!validate.stdout.contains("\nkey") && !validate.stdout.contains("\u{1B}"), "\(validate.stdout.debugDescription)")
+        #expect(validate.stdout.split(separator: "\n").count == 1, "\(validate.stdout.debugDescription)")
+        // The same manifest published (Alga's rules let it through) and listed.
+        try TestSupport.write(Array(manifest.replacingOccurrences(of: #","bogus\nkey":1"#, with: "").utf8), to: "ext/manifest.json", in: scratch.path)
+        #expect(try extctl("pack", scratch("ext"), "--level", "1").status == 0)
+        #expect(try extctl("publish", scratch("ext/dist/bundle.tar.zst"), "--data", scratch("data")).status == 0)
+        let listed = try extctl("ls", "--data", scratch("data"))
+        #expect(listed.stdout.split(separator: "\n").count == 1, "\(listed.stdout.debugDescription)")
+        #expect(!listed.stdout.contains("\u{1B}") && !listed.stdout.contains("\t"))
+        // A store URL with a host names no local folder.
+        let hosted = try extctl("store", "ls", "--store", "file://host/store")
+        #expect(hosted.status == 1 && hosted.stderr.contains("STORE_CONFIGURATION"), "\(hosted.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: "host"))
     }
 
     /// Inputs read whole are bounded before they are read: a huge signature file, manifest or

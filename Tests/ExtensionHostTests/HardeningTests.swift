@@ -166,6 +166,26 @@ import TestSupport
         _ = try await big.finalize(FinalizeRequest(key: committed.upload.key, size: Int64(bytes.count)))
     }
 
+    @Test func aWildcardRetryDoesNotCopyOrHashTheBundleAgain() async throws {
+        // Another publisher takes the resolved version between resolution and the insert.
+        let copies = LockedValue(0)
+        let gets = LockedValue(0)
+        let fixture = try HostFixture(
+            wrapStore: { CountingCopies(base: $0, copies: copies, gets: gets) },
+            wrapRegistry: { base in
+                InterruptedRegistry(base, failures: 0) { taken in
+                    let rival = VersionRecord(
+                        extensionID: taken.extensionID, version: taken.version, runtime: "wasm-js@1", contentHash: ContentHash.of([9]), size: 1)
+                    try await base.insertVersion(rival, bundle: BundleRecord(versionID: rival.id, contentHash: rival.contentHash, size: 1))
+                }
+            })
+        defer { fixture.cleanup() }
+        let result = try await fixture.publish(try makeBundle(version: "2.0.*", seed: 4))
+        #expect(result.version.version == "2.0.1", "re-resolved past the version the rival took")
+        #expect(copies.withLock { $0 } == 1, "the canonical copy happened once")
+        #expect(gets.withLock { $0 } == 1, "the staged bytes were read once (no re-hash of the canonical object)")
+    }
+
     @Test func theHostNeverCallsTheObjectStore() throws {
         let folder = TestSupport.repositoryRoot.appendingPathComponent("Sources/ExtensionHost").path
         for name in try FileManager.default.contentsOfDirectory(atPath: folder) where name.hasSuffix(".swift") {
@@ -213,16 +233,33 @@ import TestSupport
             #expect(error?.code == .cacheSignatureRefused)
             #expect(error?.underlyingCode == code)
         }
-        #expect(TestSupport.listing(folder + "/cache") == [signed.hex])
+        #expect(TestSupport.listing(folder + "/cache") == [".extbundles-cache", signed.hex])
         // Revoked after publishing: a fresh runner refuses the bundle it once served.
         let revoked = StreamingBundleVerifier(trust: TrustBundle(keys: [TrustedKey(key: key.publicKey, status: .revoked)]))
         let later = try DiskModuleCache(root: folder + "/later", store: store, verifier: revoked)
         let error = await #expect(throws: CacheError.self) { try await later.ensureModuleCached(signed) }
         #expect(error?.underlyingCode == "SIGNATURE_KEY_REVOKED")
-        #expect(TestSupport.listing(folder + "/later").isEmpty)
+        #expect(TestSupport.listing(folder + "/later") == [".extbundles-cache"])
         // The UI answer for it is a 502 that is never cached.
         let response = await UIAssetResponder(cache: later).respond(to: AssetRequest(extensionID: "x", contentHash: signed.prefixed, path: ""))
         #expect(response.status == 502)
         #expect(response.header("Cache-Control") == "no-store")
+    }
+}
+
+/// Counts canonical copies and reads of bundles.
+struct CountingCopies: ForwardingObjectStore {
+    let base: any ObjectStore
+    let copies: LockedValue<Int>
+    let gets: LockedValue<Int>
+
+    func copy(from source: String, to destination: String, condition: WriteCondition, sourceETag: String?) async throws -> ObjectInfo {
+        copies.withLock { $0 += 1 }
+        return try await base.copy(from: source, to: destination, condition: condition, sourceETag: sourceETag)
+    }
+
+    func get(_ key: String, range: ByteRange?) async throws -> ObjectBody {
+        if key.hasSuffix("/bundle.tar.zst") { gets.withLock { $0 += 1 } }
+        return try await base.get(key, range: range)
     }
 }

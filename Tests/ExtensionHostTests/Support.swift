@@ -142,16 +142,23 @@ struct FaultyStore: ForwardingObjectStore {
 actor InterruptedRegistry: RegistryBackend {
     let base: any RegistryBackend
     private var failuresLeft: Int
+    /// Runs once, before the first insert goes through (another publisher taking the version).
+    private var before: (@Sendable (VersionRecord) async throws -> Void)?
 
-    init(_ base: any RegistryBackend, failures: Int = 1) {
+    init(_ base: any RegistryBackend, failures: Int = 1, before: (@Sendable (VersionRecord) async throws -> Void)? = nil) {
         self.base = base
         self.failuresLeft = failures
+        self.before = before
     }
 
     func insertVersion(_ version: VersionRecord, bundle: BundleRecord) async throws {
         if failuresLeft > 0 {
             failuresLeft -= 1
             throw RegistryError(code: .registryBackend, reason: "injected crash before the registry write")
+        }
+        if let hook = before {
+            before = nil
+            try await hook(version)
         }
         try await base.insertVersion(version, bundle: bundle)
     }

@@ -1,5 +1,6 @@
 import BundleCore
 import BundleStore
+import CoreFoundation
 import Foundation
 import MetricsTestKit
 import RunnerCache
@@ -90,6 +91,54 @@ import TestSupport
         #expect(await small.stats().failuresRemembered == 1_000)
     }
 
+    @Test func concurrentCompilesOfOneKeyCompileOnceAndCountOnce() async throws {
+        let fixture = try CacheFixture(.filesystem)
+        let bundle = try CacheBundle(seed: 31)
+        try await fixture.publish(bundle)
+        let cache = try fixture.cache()
+        _ = try await cache.ensureModuleCached(bundle.hash)
+        let before = await cache.stats().bytes
+        let compiler = CompiledModuleTests.FakeCompiler(delay: 200_000_000)
+        let sizes = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<16 { group.addTask { try await cache.ensureCompiled(bundle.hash, compiler: compiler, load: CompiledModuleTests.load) } }
+            return try await group.reduce(into: [Int]()) { $0.append($1) }
+        }
+        #expect(Set(sizes) == [bundle.mainWasm.count + 5])
+        #expect(compiler.compiles.withLock { $0 } == 1)
+        #expect(await cache.stats().bytes == before + Int64(bundle.mainWasm.count + 5), "the artifact is counted once")
+        // A damaged artifact met by many callers at once is dropped (and uncounted) once.
+        let path = fixture.root + "/\(bundle.hash.hex)/compiled/" + compiler.artifactName
+        try Data("garbage".utf8).write(to: URL(fileURLWithPath: path))
+        let restarted = try fixture.cache()
+        let counted = await restarted.stats().bytes
+        _ = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<16 { group.addTask { try await restarted.ensureCompiled(bundle.hash, compiler: compiler, load: CompiledModuleTests.load) } }
+            return try await group.reduce(into: [Int]()) { $0.append($1) }
+        }
+        #expect(compiler.compiles.withLock { $0 } == 2)
+        #expect(await restarted.stats().bytes == counted - 7 + Int64(bundle.mainWasm.count + 5))
+        #expect(await restarted.stats().bytes == DiskLayoutProbe.size(of: fixture.root + "/" + bundle.hash.hex))
+    }
+
+    @Test func theLayoutFollowsTheFirstManifest() async throws {
+        let fixture = try CacheFixture(.memory)
+        // A root ui/ and dist/ that belong to no manifest, the manifest one folder down with its own.
+        let own = TestSupport.randomBytes(2_000, seed: 41)
+        let stray = TestSupport.randomBytes(2_000, seed: 42)
+        let bytes = try TestBundle.rawArchive([
+            ("ext/manifest.json", Array(TestBundle.manifest(seed: 41).utf8)), ("ext/dist/main.wasm", own), ("ext/ui/index.html", Array("own".utf8)),
+            ("dist/main.wasm", stray), ("ui/index.html", Array("stray".utf8)), ("ui/only-root.js", [1]),
+            ("other/manifest.json", Array("{}".utf8)),
+        ])
+        let hash = ContentHash.of(bytes)
+        _ = try await fixture.store.putBundle(.bytes(bytes), expected: hash)
+        let cache = try fixture.cache()
+        let ui = try await cache.ensureUiCached(hash)
+        #expect(ui.files.keys.sorted() == ["index.html"])
+        #expect(FileManager.default.contents(atPath: ui.path(of: "index.html")).map(Array.init) == Array("own".utf8))
+        #expect(try await cache.ensureModuleCached(hash).bytes() == own)
+    }
+
     @Test func aBundleCannotPlantACompiledModule() async throws {
         let fixture = try CacheFixture(.filesystem)
         let wasm = TestSupport.randomBytes(5_000, seed: 77)
@@ -135,6 +184,7 @@ import TestSupport
         let present = await Set((0..<5).asyncFilter { await cache.contains(bundles[$0].hash) })
         #expect(present == [0, 2, 4])
         #expect(fixture.counter("evictions") - evictionsBefore == 2)
+        await cache.flush()  // evicted entries' files go off the actor
         #expect(Set(fixture.names()) == Set([0, 2, 4].map { bundles[$0].hash.hex }))
         // Held entries survive an explicit prune; released ones do not.
         await cache.prune(maxBytes: 0)
@@ -179,10 +229,12 @@ import TestSupport
         var identifier = "fake"
         var version = "1"
         var targetTriple = "x86_64-unknown-linux-gnu"
+        var delay: UInt64 = 0
         let compiles = LockedValue(0)
 
         func compile(_ module: [UInt8]) async throws -> [UInt8] {
             compiles.withLock { $0 += 1 }
+            if delay > 0 { try await Task.sleep(nanoseconds: delay) }
             return Array("CWASM".utf8) + module.reversed()
         }
     }
@@ -225,5 +277,16 @@ extension Sequence where Element: Sendable {
         var out: [Element] = []
         for element in self where await predicate(element) { out.append(element) }
         return out
+    }
+}
+
+/// The bytes of the files under a folder, as the cache counts them.
+enum DiskLayoutProbe {
+    static func size(of folder: String) -> Int64 {
+        TestSupport.rawTree(folder).filter { $0.last != 0x2f }.reduce(Int64(0)) { total, relative in
+            var info = stat()
+            _ = lstat(folder + "/" + String(decoding: relative, as: UTF8.self), &info)
+            return total + Int64(info.st_size)
+        }
     }
 }

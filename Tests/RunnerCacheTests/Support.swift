@@ -79,8 +79,8 @@ final class CacheFixture: @unchecked Sendable {
         try await store.putBundle(.bytes(bundle.bytes), expected: bundle.hash).hash
     }
 
-    /// The names in the cache root.
-    func names() -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).sorted() }
+    /// The names in the cache root (but its marker).
+    func names() -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).filter { $0 != ".extbundles-cache" }.sorted() }
 
     func counter(_ name: String) -> Int64 { (try? metrics.expectCounter("extbundles_cache_\(name)_total").totalValue) ?? 0 }
 }

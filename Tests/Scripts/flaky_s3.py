@@ -8,6 +8,7 @@ HEAD /bkt/always400: always 400. HEAD /bkt/always429: always 429. GET /count: re
 Writes its port to PORTFILE, exits after 60 seconds.
 """
 import http.server
+import os
 import sys
 import threading
 
@@ -45,7 +46,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-with open(sys.argv[1], "w") as out:
+# The socket listens already; the port file appears whole (renamed into place).
+with open(sys.argv[1] + ".tmp", "w") as out:
     out.write(str(server.server_address[1]))
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
 threading.Timer(60, server.shutdown).start()
 server.serve_forever()
