@@ -88,7 +88,9 @@ let package = Package(
         ),
         .target(
             name: "RegistryV2SQLite",
-            dependencies: ["BundleCore", "RegistryV2", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "BundleCore", "RegistryV2", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -14,7 +14,14 @@ let package = Package(
     targets: [
         .target(
             name: "BenchSupport",
-            dependencies: [.product(name: "BundleArchive", package: "ExtBundles")],
+            dependencies: [
+                .product(name: "BundleArchive", package: "ExtBundles"),
+                .product(name: "BundleCore", package: "ExtBundles"),
+                .product(name: "BundleStore", package: "ExtBundles"),
+                .product(name: "ExtensionHost", package: "ExtBundles"),
+                .product(name: "RegistryV2", package: "ExtBundles"),
+                .product(name: "RegistryV2SQLite", package: "ExtBundles"),
+            ],
             path: "Sources/BenchSupport"
         ),
         .executableTarget(
@@ -52,6 +59,16 @@ let package = Package(
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
         ),
         .executableTarget(
+            name: "RegistryBenchmarks",
+            dependencies: [
+                "BenchSupport",
+                .product(name: "Benchmark", package: "package-benchmark"),
+                .product(name: "ExtensionHost", package: "ExtBundles"),
+            ],
+            path: "Benchmarks/RegistryBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+        ),
+        .executableTarget(
             name: "archive-bench",
             dependencies: [
                 "BenchSupport",
@@ -60,6 +77,7 @@ let package = Package(
                 .product(name: "BundleStore", package: "ExtBundles"),
                 .product(name: "RunnerCache", package: "ExtBundles"),
                 .product(name: "ManifestV2", package: "ExtBundles"),
+                .product(name: "ExtensionHost", package: "ExtBundles"),
             ],
             path: "Sources/archive-bench"
         ),

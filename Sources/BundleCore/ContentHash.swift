@@ -50,7 +50,8 @@ public struct ContentHash: Hashable, Sendable, CustomStringConvertible, Codable 
             throw ContentHashError(
                 input: String(text), reason: "expected 64 hex characters, found \(utf8.count)")
         }
-        var words: [UInt64] = [0, 0, 0, 0]
+        // Four words filled in place (no array: this runs on every registry read and UI request).
+        var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
         for (index, char) in utf8.enumerated() {
             let nibble: UInt8
             switch char {
@@ -63,9 +64,14 @@ public struct ContentHash: Hashable, Sendable, CustomStringConvertible, Codable 
                     input: String(text),
                     reason: "invalid character at position \(index) (expected \(allowUppercase ? "" : "lowercase ")hex)")
             }
-            words[index / 16] = words[index / 16] << 4 | UInt64(nibble)
+            switch index / 16 {
+            case 0: words.0 = words.0 << 4 | UInt64(nibble)
+            case 1: words.1 = words.1 << 4 | UInt64(nibble)
+            case 2: words.2 = words.2 << 4 | UInt64(nibble)
+            default: words.3 = words.3 << 4 | UInt64(nibble)
+            }
         }
-        (w0, w1, w2, w3) = (words[0], words[1], words[2], words[3])
+        (w0, w1, w2, w3) = words
     }
 
     /// The 32 digest bytes.

@@ -31,6 +31,7 @@ public struct RegistryConformance: Sendable {
         case latestBundleIsNewestThenHighestHash
         case installsAreOnePerTenantAndExtension
         case resolveInstallReadsTheWholeChain
+        case installedBundleReadsStateAndHash
 
         /// The name in test output.
         public var testDescription: String { rawValue }
@@ -59,6 +60,7 @@ public struct RegistryConformance: Sendable {
         case .latestBundleIsNewestThenHighestHash: try await latestBundleIsNewestThenHighestHash(registry, reopen: reopen)
         case .installsAreOnePerTenantAndExtension: try await installsAreOnePerTenantAndExtension(registry, reopen: reopen)
         case .resolveInstallReadsTheWholeChain: try await resolveInstallReadsTheWholeChain(registry, reopen: reopen)
+        case .installedBundleReadsStateAndHash: try await installedBundleReadsStateAndHash(registry, reopen: reopen)
         }
     }
 
@@ -276,5 +278,23 @@ public struct RegistryConformance: Sendable {
         #expect(resolved?.bundle == bundle)
         #expect(try await reopened.resolveInstall(tenantID: "other", extensionID: ext.id) == nil)
         #expect(try await reopened.resolveInstall(tenantID: "t", extensionID: RegistryID.make()) == nil)
+    }
+
+    func installedBundleReadsStateAndHash(_ registry: any RegistryBackend, reopen: @Sendable () async throws -> any RegistryBackend) async throws {
+        let ext = try await registry.ensureExtension(publisher: "Acme", name: "hot", now: Date())
+        let (version, bundle) = Self.sampleVersion(ext.id, "4.0.0", seed: 44)
+        try await registry.insertVersion(version, bundle: bundle)
+        #expect(try await registry.installedBundle(tenantID: "t", extensionID: ext.id) == nil)
+        let install = InstallRecord(tenantID: "t", extensionID: ext.id, versionID: version.id)
+        try await registry.saveInstall(install, config: InstallConfigRecord(installID: install.id, tenantID: "t"))
+        let found = try await registry.installedBundle(tenantID: "t", extensionID: ext.id)
+        #expect(found == InstalledBundle(isEnabled: true, status: .enabled, versionID: version.id, contentHash: bundle.contentHash))
+        #expect(found?.isActive == true)
+        _ = try await registry.setEnabled(tenantID: "t", extensionID: ext.id, false, now: Date())
+        // Read through a new instance too: what another process sees.
+        let reopened = try await reopen()
+        #expect(try await reopened.installedBundle(tenantID: "t", extensionID: ext.id)?.isActive == false)
+        #expect(try await reopened.installedBundle(tenantID: "t\u{0301}", extensionID: ext.id) == nil)
+        #expect(try await reopened.installedBundle(tenantID: "t", extensionID: RegistryID.make()) == nil)
     }
 }

@@ -23,12 +23,19 @@ public struct ExtensionHost: Sendable {
         /// How many times a wildcard version is re-resolved when another publisher took the
         /// resolved version first. Default 5.
         public var wildcardRetries: Int
+        /// How long ``ExtensionHost/resolveContentHash(_:tenant:)`` may answer from memory
+        /// (seconds). This host's own install changes clear it at once; changes another process
+        /// makes to a shared registry are seen within this time. Default 0.25; 0 turns it off.
+        public var resolveCacheTTL: TimeInterval
 
         /// Creates a configuration.
-        public init(maxBundleBytes: Int64 = 209_715_200, strictManifests: Bool = false, wildcardRetries: Int = 5) {
+        public init(
+            maxBundleBytes: Int64 = 209_715_200, strictManifests: Bool = false, wildcardRetries: Int = 5, resolveCacheTTL: TimeInterval = 0.25
+        ) {
             self.maxBundleBytes = maxBundleBytes
             self.strictManifests = strictManifests
             self.wildcardRetries = wildcardRetries
+            self.resolveCacheTTL = resolveCacheTTL
         }
     }
 
@@ -42,6 +49,8 @@ public struct ExtensionHost: Sendable {
     public let configuration: Configuration
     /// The clock (publish times, install times).
     public let now: @Sendable () -> Date
+    /// Recent answers of ``resolveContentHash(_:tenant:)``.
+    let resolveCache: ResolveCache
 
     /// Creates the services.
     public init(
@@ -53,6 +62,7 @@ public struct ExtensionHost: Sendable {
         self.verifier = verifier
         self.configuration = configuration
         self.now = now
+        self.resolveCache = ResolveCache(ttl: configuration.resolveCacheTTL)
     }
 }
 

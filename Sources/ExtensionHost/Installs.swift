@@ -62,6 +62,7 @@ extension ExtensionHost {
     /// the install is enabled with an empty config. Installing again replaces the install.
     @discardableResult
     public func install(_ reference: String, tenant: String, version: String? = nil) async throws(HostError) -> InstallRecord {
+        defer { resolveCache.invalidate() }
         let record = try await findExtension(reference)
         let target = try await findVersion(record, version)
         let time = now()
@@ -76,6 +77,7 @@ extension ExtensionHost {
     /// enabled flag, status and config.
     @discardableResult
     public func update(_ reference: String, tenant: String, version: String? = nil) async throws(HostError) -> InstallRecord {
+        defer { resolveCache.invalidate() }
         let record = try await findExtension(reference)
         var install = try await existingInstall(record, tenant: tenant)
         let target = try await findVersion(record, version)
@@ -88,6 +90,7 @@ extension ExtensionHost {
     /// Removes a tenant's install. The bundle objects stay: they are content-addressed and may
     /// serve other versions and tenants (Alga deletes them; reference 9 item 3).
     public func uninstall(_ reference: String, tenant: String) async throws(HostError) {
+        defer { resolveCache.invalidate() }
         let record = try await findExtension(reference)
         let removed: Bool
         do {
@@ -101,6 +104,7 @@ extension ExtensionHost {
     /// Enables or disables an install: flips `isEnabled` only (reference 5.4).
     @discardableResult
     public func setEnabled(_ reference: String, tenant: String, _ isEnabled: Bool) async throws(HostError) -> InstallRecord {
+        defer { resolveCache.invalidate() }
         let record = try await findExtension(reference)
         let updated: InstallRecord?
         do {
@@ -142,6 +146,49 @@ extension ExtensionHost {
             throw HostError(.bundleNotFound, status: 404, "The installed version has no bundle", details: ["versionId": install.versionID])
         }
         return ResolvedInstall(extension: found.extension, install: install, version: version, contentHash: bundle.contentHash)
+    }
+
+    /// The content hash a tenant's active install runs: ``resolve(_:tenant:)`` without the
+    /// records (the runner's and the gateway's question on every request). Answers, refusals
+    /// included, are kept for ``Configuration/resolveCacheTTL`` (a quarter of a second by
+    /// default) and dropped at once when this host changes an install; otherwise it is one small
+    /// registry read when `reference` is a registry id. Errors as for ``resolve(_:tenant:)``.
+    public func resolveContentHash(_ reference: String, tenant: String) async throws(HostError) -> ContentHash {
+        let time = now()
+        if let cached = resolveCache.answer(tenant: tenant, reference: reference, at: time) { return try cached.get() }
+        let generation = resolveCache.generation
+        let answer: Result<ContentHash, HostError>
+        do {
+            answer = .success(try await resolveContentHashUncached(reference, tenant: tenant))
+        } catch {
+            answer = .failure(error)
+        }
+        if case .failure(let error) = answer, error.status >= 500 { return try answer.get() }  // never remember a failure of ours
+        resolveCache.remember(answer, tenant: tenant, reference: reference, at: time, generation: generation)
+        return try answer.get()
+    }
+
+    /// ``resolveContentHash(_:tenant:)`` without the cache.
+    public func resolveContentHashUncached(_ reference: String, tenant: String) async throws(HostError) -> ContentHash {
+        let id: String
+        if RegistryID.isUUID(reference) { id = reference.lowercased() } else { id = try await findExtension(reference).id }
+        let found: InstalledBundle?
+        do {
+            found = try await registry.installedBundle(tenantID: tenant, extensionID: id)
+        } catch {
+            throw registryFailure(error)
+        }
+        guard let found else { throw Self.noInstall(tenant, try await findExtension(reference)) }
+        guard found.isActive else {
+            throw HostError(
+                .installDisabled, status: 403,
+                found.isEnabled ? "The extension's install for this tenant is \(found.status.rawValue)" : "The extension is disabled for this tenant",
+                details: ["tenant": tenant, "extension": id, "isEnabled": String(found.isEnabled), "status": found.status.rawValue])
+        }
+        guard let hash = found.contentHash else {
+            throw HostError(.bundleNotFound, status: 404, "The installed version has no bundle", details: ["versionId": found.versionID])
+        }
+        return hash
     }
 
     /// The runner's check (reference 5.6), honouring enabled/disabled: true when the tenant has an

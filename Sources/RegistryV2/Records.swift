@@ -221,6 +221,17 @@ public enum RegistryID {
     /// A new lowercase UUID.
     public static func make() -> String { UUID().uuidString.lowercased() }
 
-    /// Whether `text` is a UUID (any case).
-    public static func isUUID(_ text: String) -> Bool { UUID(uuidString: text) != nil }
+    /// Whether `text` is a UUID (any case): 8-4-4-4-12 hex digits.
+    public static func isUUID(_ text: String) -> Bool {
+        let bytes = text.utf8
+        guard bytes.count == 36 else { return false }
+        for (index, byte) in bytes.enumerated() {
+            switch index {
+            case 8, 13, 18, 23: guard byte == UInt8(ascii: "-") else { return false }
+            default:
+                guard (byte >= 0x30 && byte <= 0x39) || (byte >= 0x61 && byte <= 0x66) || (byte >= 0x41 && byte <= 0x46) else { return false }
+            }
+        }
+        return true
+    }
 }

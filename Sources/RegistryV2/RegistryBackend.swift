@@ -1,3 +1,4 @@
+public import BundleCore
 public import Foundation
 
 /// Storage for the registry: extensions, their immutable versions and bundles, and tenant
@@ -68,9 +69,37 @@ public protocol RegistryBackend: Sendable {
     func installConfig(installID: String) async throws -> InstallConfigRecord?
 
     /// A tenant's install of an extension with its extension, version and the version's latest
-    /// bundle, in one read where the backend can (the runner's hot path); nil when there is no
-    /// such install.
+    /// bundle, in one read where the backend can; nil when there is no such install.
     func resolveInstall(tenantID: String, extensionID: String) async throws -> ResolvedInstallRecord?
+
+    /// The state of a tenant's install and the content hash of its version's latest bundle, in
+    /// one small read (the runner's and the gateway's question on every request); nil when there
+    /// is no such install.
+    func installedBundle(tenantID: String, extensionID: String) async throws -> InstalledBundle?
+}
+
+/// What ``RegistryBackend/installedBundle(tenantID:extensionID:)`` reads: just enough to answer
+/// "which bundle does this tenant run, if any".
+public struct InstalledBundle: Sendable, Equatable {
+    /// The install's enabled flag.
+    public var isEnabled: Bool
+    /// The install's status.
+    public var status: InstallStatus
+    /// The installed version's id.
+    public var versionID: String
+    /// The content hash of the version's latest bundle (nil when it has none).
+    public var contentHash: ContentHash?
+
+    /// Creates a record.
+    public init(isEnabled: Bool, status: InstallStatus, versionID: String, contentHash: ContentHash?) {
+        self.isEnabled = isEnabled
+        self.status = status
+        self.versionID = versionID
+        self.contentHash = contentHash
+    }
+
+    /// Alga's active-install predicate: `is_enabled AND status = 'enabled'`.
+    public var isActive: Bool { isEnabled && status == .enabled }
 }
 
 /// What ``RegistryBackend/resolveInstall(tenantID:extensionID:)`` reads.
@@ -94,6 +123,14 @@ public struct ResolvedInstallRecord: Sendable, Equatable {
 }
 
 extension RegistryBackend {
+    /// Composed from the other reads (backends with joins override it).
+    public func installedBundle(tenantID: String, extensionID: String) async throws -> InstalledBundle? {
+        guard let install = try await install(tenantID: tenantID, extensionID: extensionID) else { return nil }
+        return InstalledBundle(
+            isEnabled: install.isEnabled, status: install.status, versionID: install.versionID,
+            contentHash: try await latestBundle(versionID: install.versionID)?.contentHash)
+    }
+
     /// Composed from the other reads (backends with joins override it).
     public func resolveInstall(tenantID: String, extensionID: String) async throws -> ResolvedInstallRecord? {
         guard let record = try await extensionRecord(id: extensionID),

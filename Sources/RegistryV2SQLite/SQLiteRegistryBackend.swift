@@ -28,6 +28,7 @@ public final class SQLiteRegistryBackend: RegistryBackend, Sendable {
     /// The database file.
     public let path: String
     private let pool: DatabasePool
+    private let hot: HotReader
 
     /// Opens (creating if needed) the registry at `path` and runs the migrations.
     /// - Throws: ``RegistryV2/RegistryError`` `REGISTRY_BACKEND_ERROR` when the file cannot be
@@ -62,6 +63,7 @@ public final class SQLiteRegistryBackend: RegistryBackend, Sendable {
                     throw error
                 }
                 self.pool = pool
+                self.hot = HotReader(path: path, busyTimeout: configuration.busyTimeout, maxIdle: max(4, configuration.maximumReaderCount))
                 return
             } catch let error as DatabaseError where Date() < deadline && (Self.isContention(error) || attempts < 5) {
                 usleep(UInt32.random(in: 5_000...50_000))
@@ -403,6 +405,13 @@ public final class SQLiteRegistryBackend: RegistryBackend, Sendable {
             let bundle = try Row.fetchOne(bundleRow, arguments: [install.versionID]).map(Self.bundleRecord)
             return ResolvedInstallRecord(extension: record, install: install, version: version, bundle: bundle)
         }
+    }
+
+    /// One indexed join, four columns, on the hot-path reader's own connections (see
+    /// ``HotReader``), run on ``BundleCore/BlockingIO/shared`` like every blocking call.
+    public func installedBundle(tenantID: String, extensionID: String) async throws -> InstalledBundle? {
+        let hot = self.hot
+        return try await BlockingIO.shared.run { try hot.installedBundle(tenantID: tenantID, extensionID: extensionID) }
     }
 
     // MARK: - Plumbing

@@ -186,6 +186,38 @@ import TestSupport
         #expect(gets.withLock { $0 } == 1, "the staged bytes were read once (no re-hash of the canonical object)")
     }
 
+    @Test func resolvingAContentHashIsCachedBrieflyAndClearedByLocalChanges() async throws {
+        let clock = LockedValue(Date(timeIntervalSince1970: 1_800_000_000))
+        let fixture = try HostFixture(registry: .sqlite)
+        defer { fixture.cleanup() }
+        let host = ExtensionHost(
+            store: fixture.host.store, registry: fixture.registry, configuration: .init(resolveCacheTTL: 0.25), now: { clock.withLock { $0 } })
+        // Another process (another host on the same registry) changes installs behind it.
+        let other = ExtensionHost(store: fixture.host.store, registry: fixture.registry)
+        let published = try await fixture.publish(try makeBundle(seed: 12))
+        let id = published.extension.id
+        await expectHostError(.installNotFound, 404) { _ = try await host.resolveContentHash(id, tenant: "t") }
+        try await other.install(id, tenant: "t")
+        // A refusal is remembered for the TTL too, then read again.
+        await expectHostError(.installNotFound, 404) { _ = try await host.resolveContentHash(id, tenant: "t") }
+        clock.withLock { $0 += 0.3 }
+        let hash = try await host.resolveContentHash(id, tenant: "t")
+        #expect(hash.hex == published.contentHash)
+        try await other.setEnabled(id, tenant: "t", false)
+        #expect(try await host.resolveContentHash(id, tenant: "t") == hash, "within the TTL the answer may be stale")
+        clock.withLock { $0 += 0.3 }
+        await expectHostError(.installDisabled, 403) { _ = try await host.resolveContentHash(id, tenant: "t") }
+        // This host's own changes apply at once.
+        try await host.setEnabled(id, tenant: "t", true)
+        #expect(try await host.resolveContentHash(id, tenant: "t") == hash)
+        try await host.uninstall(id, tenant: "t")
+        await expectHostError(.installNotFound, 404) { _ = try await host.resolveContentHash(id, tenant: "t") }
+        // The same answers without the cache, by slug and by id.
+        try await host.install(id, tenant: "t")
+        #expect(try await host.resolveContentHashUncached("acme.com.acme.demo", tenant: "t") == hash)
+        #expect(try await host.resolve(id, tenant: "t").contentHash == hash)
+    }
+
     @Test func theHostNeverCallsTheObjectStore() throws {
         let folder = TestSupport.repositoryRoot.appendingPathComponent("Sources/ExtensionHost").path
         for name in try FileManager.default.contentsOfDirectory(atPath: folder) where name.hasSuffix(".swift") {

@@ -6,19 +6,17 @@
 #   peak RSS      /usr/bin/time -f %M for each
 # against the local SeaweedFS of scripts/s3-server.sh (started and stopped here).
 # usage: scripts/bench/store.sh        (RUNS=5 SIZE_MIB=200 BENCH_DIR=/tmp/extbundles-store-bench)
-set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 WORK="${BENCH_DIR:-/tmp/extbundles-store-bench}"
 RUNS="${RUNS:-5}"
 SIZE_MIB="${SIZE_MIB:-200}"
+source "$ROOT/scripts/bench/common.sh"
 for tool in aws openssl python3 /usr/bin/time curl; do
     command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
 done
 
 echo "building release extctl..." >&2
 swift build -c release --package-path "$ROOT" --product extctl >&2
-EXTCTL="$ROOT/.build/release/extctl"
-TIMEIT="python3 $ROOT/scripts/bench/timeit.py $RUNS"
 
 bash "$ROOT/scripts/s3-server.sh" start
 trap 'bash "$ROOT/scripts/s3-server.sh" stop' EXIT
@@ -36,21 +34,18 @@ cd "$WORK"
 HASH=$(sha256sum bundle.tar.zst | cut -d' ' -f1)
 cat bundle.tar.zst > /dev/null
 
-ratio() { python3 -c "import sys; print('%.2f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$1" "$2"; }
 mbps() { python3 -c "import sys; print('%.0f MB/s' % ($((SIZE_MIB << 20)) / float(sys.argv[1]) / 1e6))" "$1"; }
-rss() { /usr/bin/time -f %M bash -c "$1" 2>&1 >/dev/null | tail -1; }
-row() { printf '%-14s %-24s %-24s %-7s %s\n' "$@"; }
 
 CLEAN_OURS="$AWS s3 rm --recursive --only-show-errors s3://$BUCKET/bench-ours/"
 CLEAN_AWS="$AWS s3 rm --only-show-errors s3://$BUCKET/bench-aws/bundle.tar.zst"
-read -r T_UP T_AWS_UP < <($TIMEIT "$CLEAN_OURS" "$EXTCTL store put-bundle bundle.tar.zst --store s3://$BUCKET/bench-ours >/dev/null" \
+read -r T_UP _ _ T_AWS_UP _ _ < <(timeit "$CLEAN_OURS" "$EXTCTL store put-bundle bundle.tar.zst --store s3://$BUCKET/bench-ours >/dev/null" \
     "$CLEAN_AWS" "$AWS s3 cp --only-show-errors bundle.tar.zst s3://$BUCKET/bench-aws/bundle.tar.zst")
 "$EXTCTL" store put-bundle bundle.tar.zst --store "s3://$BUCKET/bench-ours" >/dev/null 2>&1 || true
 [ -n "$($AWS s3 ls s3://$BUCKET/bench-aws/bundle.tar.zst)" ] || $AWS s3 cp --only-show-errors bundle.tar.zst "s3://$BUCKET/bench-aws/bundle.tar.zst"
-read -r T_DOWN T_AWS_DOWN < <($TIMEIT 'rm -f down-ours.bin' "$EXTCTL store get-bundle $HASH -o down-ours.bin --store s3://$BUCKET/bench-ours >/dev/null" \
+read -r T_DOWN _ _ T_AWS_DOWN _ _ < <(timeit 'rm -f down-ours.bin' "$EXTCTL store get-bundle $HASH -o down-ours.bin --store s3://$BUCKET/bench-ours >/dev/null" \
     'rm -f down-aws.bin' "$AWS s3 cp --only-show-errors s3://$BUCKET/bench-aws/bundle.tar.zst down-aws.bin")
 cmp -s down-ours.bin bundle.tar.zst || { echo "download differs" >&2; exit 1; }
-read -r T_FS T_CP < <($TIMEIT 'rm -rf fs-store && sync' "$EXTCTL store put-bundle bundle.tar.zst --store file://$WORK/fs-store >/dev/null" \
+read -r T_FS _ _ T_CP _ _ < <(timeit 'rm -rf fs-store && sync' "$EXTCTL store put-bundle bundle.tar.zst --store file://$WORK/fs-store >/dev/null" \
     'rm -f copy.bin && sync' "cp bundle.tar.zst copy.bin && openssl dgst -sha256 copy.bin >/dev/null")
 
 $CLEAN_OURS  # not inside the measured command: the aws CLI's own RSS would count

@@ -5,6 +5,9 @@
 //   archive-bench walk-hash FILE    the same, also hashing the compressed bytes on a third thread
 //   archive-bench manifest FILE [N] validate a manifest N times: manifests per second
 //   archive-bench cache-hit [N]     warm DiskModuleCache.ensureUiCached: median microseconds per call
+//   archive-bench resolve [N]       resolve (tenant, extension) on SQLite, 2 tasks: resolutions per second
+//                                   (RESOLVE_CACHE=0: every call reads SQLite)
+//   archive-bench publish [N]       finalize an already stored bundle, in memory: publishes per second
 import BenchSupport
 import BundleArchive
 import BundleCore
@@ -72,7 +75,36 @@ case "cache-hit":
     }.value
     perCall.sort()
     print(String(format: "%.2f", perCall[perCall.count / 2]), "µs median per warm ensureUiCached")
+case "resolve":
+    let count = arguments.count > 2 ? Int(arguments[2]) ?? 200_000 : 200_000
+    let path = NSTemporaryDirectory() + "/extbundles-resolve-\(getpid()).sqlite"
+    defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+    let cached = ProcessInfo.processInfo.environment["RESOLVE_CACHE"] != "0"
+    let fixture = try await RegistryBench.resolveFixture(path: path, cached: cached)
+    // Two tasks (the machine's two cores), as a server's concurrent requests would.
+    let tasks = Int(ProcessInfo.processInfo.environment["RESOLVE_TASKS"] ?? "") ?? 2
+    let start = now()
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for task in 0..<tasks {
+            group.addTask {
+                for index in stride(from: task, to: count, by: tasks) {
+                    let (tenant, id) = fixture.pairs[index % fixture.pairs.count]
+                    _ = try await fixture.host.resolveContentHash(id, tenant: tenant)
+                }
+            }
+        }
+        try await group.waitForAll()
+    }
+    print(String(format: "%.0f", Double(count) / (now() - start)), "resolutions per second (SQLite, \(tasks) tasks, \(cached ? "with" : "without") the resolve cache)")
+case "publish":
+    let count = arguments.count > 2 ? Int(arguments[2]) ?? 5_000 : 5_000
+    let fixture = try await RegistryBench.publishFixture()
+    var keys: [String] = []
+    for _ in 0..<count { keys.append(try await RegistryBench.stage(fixture.host, fixture.bytes)) }
+    let start = now()
+    for (n, key) in keys.enumerated() { try await RegistryBench.finalize(fixture.host, key: key, n: n) }
+    print(String(format: "%.0f", Double(count) / (now() - start)), "publishes per second (finalize of a stored bundle, in memory)")
 default:
-    FileHandle.standardError.write(Data("usage: archive-bench sha256 [MiB] | walk FILE | walk-hash FILE | manifest FILE [N] | cache-hit [N]\n".utf8))
+    FileHandle.standardError.write(Data("usage: archive-bench sha256 [MiB] | walk FILE | walk-hash FILE | manifest FILE [N] | cache-hit [N] | resolve [N] | publish [N]\n".utf8))
     exit(2)
 }

@@ -1,0 +1,21 @@
+# Shared by the scripts in scripts/bench: builds the release binaries once and defines the
+# helpers that print figures side by side. Source it after setting ROOT.
+set -euo pipefail
+RUNS="${RUNS:-11}"
+WORK="${BENCH_DIR:-/tmp/extbundles-bench}"
+EXTCTL="$ROOT/.build/release/extctl"
+BENCH="$ROOT/Benchmarks/.build/release/archive-bench"
+
+build_release() {
+    echo "building release binaries..." >&2
+    swift build -c release --package-path "$ROOT" --product extctl >&2
+    swift build -c release --package-path "$ROOT/Benchmarks" --product archive-bench >&2
+}
+
+# timeit PREPARE COMMAND [PREPARE COMMAND ...]: "median low high" per command, RUNS alternating runs.
+timeit() { python3 "$ROOT/scripts/bench/timeit.py" "$RUNS" "$@"; }
+
+ratio() { python3 -c "import sys; print('%.2f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$1" "$2"; }
+spread() { printf '%s-%s' "$1" "$2"; }
+rss() { /usr/bin/time -f %M bash -c "$1" 2>&1 >/dev/null | tail -1; }
+row() { printf '%-30s %-26s %-34s %-7s %s\n' "$@"; }
