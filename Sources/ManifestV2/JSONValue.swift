@@ -28,10 +28,21 @@ public enum JSONValue: Sendable, Equatable {
     }
 
     /// The member `key` of an object (the last, if repeated, as JavaScript's `JSON.parse` keeps),
-    /// or nil. Keys are compared by their exact scalars, as JavaScript compares them.
+    /// or nil. Keys are compared by their exact scalars (their UTF-8 bytes), as JavaScript
+    /// compares them.
     public subscript(key: String) -> JSONValue? {
         guard case .object(let members) = self else { return nil }
-        return members.last { $0.key.unicodeScalars.elementsEqual(key.unicodeScalars) }?.value
+        return members.last { JSONValue.sameBytes($0.key, key) }?.value
+    }
+
+    /// Whether two strings have the same UTF-8 bytes (not canonical equivalence, which `==`
+    /// tests), compared in place.
+    @inline(__always)
+    static func sameBytes(_ a: String, _ b: String) -> Bool {
+        guard a.utf8.count == b.utf8.count else { return false }
+        var a = a
+        var b = b
+        return a.withUTF8 { left in b.withUTF8 { right in left.elementsEqual(right) } }
     }
 
     /// The string, if this is one.
@@ -61,8 +72,26 @@ public struct JSONReader {
     private let bytes: [UInt8]
     private let maxDepth: Int
     private var index = 0
-    private var path: [String] = []
+    /// Where the reader is (object keys and array indices), for naming repeated keys.
+    private var path: [PathComponent] = []
     private var duplicates: [String] = []
+
+    private enum PathComponent {
+        case key(String)
+        case index(Int)
+    }
+
+    /// `api.endpoints[0].path`: the path of the value being read.
+    private var pathText: String {
+        var text = ""
+        for component in path {
+            switch component {
+            case .key(let key): text += text.isEmpty ? key : "." + key
+            case .index(let index): text += "[\(index)]"
+            }
+        }
+        return text
+    }
 
     /// Parses one document.
     public static func parse(_ bytes: [UInt8], maxDepth: Int = 64) throws(JSONParseError) -> JSONValue {
@@ -121,8 +150,9 @@ public struct JSONReader {
         guard depth <= maxDepth else { throw failure("JSON nests deeper than \(maxDepth) levels") }
         index += 1
         var members: [(key: String, value: JSONValue)] = []
-        // Exact scalars, not canonical equivalence: "é" and "e\u{301}" are two keys in JavaScript.
-        var positions: [[UInt32]: Int] = [:]
+        // Exact bytes, not canonical equivalence: "é" and "e\u{301}" are two keys in JavaScript.
+        // Small objects (manifests) are searched in place; large ones through an index.
+        var positions: [[UInt8]: Int]?
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
             index += 1
@@ -138,14 +168,17 @@ public struct JSONReader {
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw failure("Expected ':' after property name in JSON") }
             index += 1
             skipWhitespace()
-            path.append(path.isEmpty ? key : "." + key)
+            path.append(.key(key))
             let member = try value(depth: depth)
-            let scalars = key.unicodeScalars.map(\.value)
-            if let position = positions[scalars] {
-                duplicates.append(path.joined())
+            if members.count == 32 && positions == nil {
+                positions = Dictionary(members.enumerated().map { (Array($0.element.key.utf8), $0.offset) }, uniquingKeysWith: { first, _ in first })
+            }
+            let position = positions.map { $0[Array(key.utf8)] } ?? members.firstIndex { JSONValue.sameBytes($0.key, key) }
+            if let position {
+                duplicates.append(pathText)
                 members[position].value = member
             } else {
-                positions[scalars] = members.count
+                positions?[Array(key.utf8)] = members.count
                 members.append((key, member))
             }
             path.removeLast()
@@ -172,7 +205,7 @@ public struct JSONReader {
         }
         while true {
             skipWhitespace()
-            path.append("[\(elements.count)]")
+            path.append(.index(elements.count))
             elements.append(try value(depth: depth))
             path.removeLast()
             skipWhitespace()
@@ -204,7 +237,13 @@ public struct JSONReader {
         let end = index
         index += 1
         guard !plain else {
-            guard let text = String(validating: bytes[start..<end], as: UTF8.self) else { throw failure("Invalid UTF-8 in JSON string") }
+            let text: String? = bytes.withUnsafeBufferPointer { buffer in
+                let run = UnsafeBufferPointer(rebasing: buffer[start..<end])
+                // ASCII (most manifests) needs no validation.
+                if run.allSatisfy({ $0 < 0x80 }) { return String(decoding: run, as: UTF8.self) }
+                return String(validating: run, as: UTF8.self)
+            }
+            guard let text else { throw failure("Invalid UTF-8 in JSON string") }
             return text
         }
         var scalars = String.UnicodeScalarView()
