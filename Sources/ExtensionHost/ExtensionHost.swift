@@ -139,13 +139,15 @@ extension ExtensionHost {
     /// Validates an upload's parameters with Alga's rules and messages; returns the size and the
     /// declared hash.
     public func validate(_ request: UploadRequest) throws(HostError) -> (size: Int64, declaredHash: ContentHash?) {
-        guard let filename = request.filename, !filename.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+        // Alga's checks are JavaScript's: `trim()` and `Number()` (``JavaScriptText``).
+        guard let filename = request.filename, !JavaScriptText.trim(filename).isEmpty else {
             throw .badRequest("filename is required", why: "filename_required")
         }
-        guard let sizeText = request.size, !sizeText.trimmingCharacters(in: .whitespaces).isEmpty else {
+        guard let sizeText = request.size, !JavaScriptText.trim(sizeText).isEmpty else {
             throw .badRequest("size is required", why: "size_required")
         }
-        guard let number = Double(sizeText.trimmingCharacters(in: .whitespaces)), number.isFinite, number > 0 else {
+        let number = JavaScriptText.number(sizeText)
+        guard number.isFinite, number > 0 else {
             throw .badRequest("size must be a positive number", why: "size_invalid")
         }
         guard number <= Double(configuration.maxBundleBytes) else {
@@ -155,8 +157,8 @@ extension ExtensionHost {
         let size = Int64(exactly: number.rounded(.down)) ?? configuration.maxBundleBytes
         let declared = try validateDeclaredHash(request.declaredHash, why: "declared_hash_invalid")
         // A numeric content-length (as JavaScript's Number reads it, any size) must equal size.
-        if let lengthText = request.contentLength?.trimmingCharacters(in: .whitespaces), !lengthText.isEmpty,
-            let length = Double(lengthText), length.isFinite, length != Double(size)
+        if let lengthText = request.contentLength, !JavaScriptText.trim(lengthText).isEmpty,
+            case let length = JavaScriptText.number(lengthText), length.isFinite, length != Double(size)
         {
             throw .badRequest("content-length header does not match size param", why: "content_length_mismatch")
         }

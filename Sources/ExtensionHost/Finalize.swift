@@ -180,7 +180,7 @@ extension ExtensionHost {
         }
         let declared = try validateDeclaredHash(request.declaredHash)
         var signatures = request.signatures
-        if let field = request.signature, let text = field.text, !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+        if let field = request.signature, let text = field.text, !JavaScriptText.trim(text).isEmpty {
             do {
                 signatures += try SignatureFile.fromAlgaField(text: text, algorithm: field.algorithm)
             } catch {
@@ -192,7 +192,7 @@ extension ExtensionHost {
                 code: .signatureMalformed, reason: "more than \(SignatureFile.maxSignatures) signatures",
                 expected: "at most \(SignatureFile.maxSignatures)", actual: "\(signatures.count)"))
         }
-        let supplied = request.manifestJson.flatMap { $0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ? nil : Array($0.utf8) }
+        let supplied = request.manifestJson.flatMap { JavaScriptText.trim($0).isEmpty ? nil : Array($0.utf8) }
         return CheckedFinalize(
             key: key, size: request.size, declaredHash: declared, signatures: signatures, suppliedManifest: supplied, publishTime: now())
     }
@@ -405,6 +405,7 @@ extension ExtensionHost {
     static func signatureError(_ error: VerifyError) -> HostError {
         var details: [String: String] = [:]
         if let keyID = error.keyID { details["keyId"] = keyID }
+        if error.code == .signaturePublisherMismatch, let expected = error.expected { details["expected"] = expected }
         // A broken trust bundle is the host's fault, not the publisher's.
         let status = error.code == .trustBundleInvalid ? 500 : 400
         return HostError(error.code, status: status, error.description, details: details, underlying: error.debugDescription)

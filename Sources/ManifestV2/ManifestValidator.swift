@@ -504,14 +504,8 @@ public enum Capabilities {
 }
 
 extension String {
-    /// JavaScript's `trim()`: whitespace (Unicode `White_Space`) removed from both ends.
-    var trimmed: String {
-        let scalars = unicodeScalars
-        guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }) else { return "" }
-        let last = scalars.lastIndex(where: { !$0.properties.isWhitespace })!
-        if first == scalars.startIndex && last == scalars.index(before: scalars.endIndex) { return self }
-        return String(scalars[first...last])
-    }
+    /// JavaScript's `trim()` (``JavaScriptText/trim(_:)``).
+    var trimmed: String { JavaScriptText.trim(self) }
 
     /// Whether `..` occurs anywhere (as Alga's substring test).
     var containsDotDot: Bool {
@@ -531,8 +525,8 @@ extension String {
         return String(decoding: utf8.map { $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") ? $0 - 32 : $0 }, as: UTF8.self)
     }
 
-    /// Whether any scalar is whitespace.
-    var containsWhitespace: Bool { unicodeScalars.contains { $0.properties.isWhitespace } }
+    /// `/\s/.test(self)` (``JavaScriptText/containsWhitespace(_:)``).
+    var containsWhitespace: Bool { JavaScriptText.containsWhitespace(self) }
 }
 
 extension Character {

@@ -28,6 +28,12 @@ import TestSupport
              "declaredHash must be 64-char lowercase hex sha256", "declared_hash_invalid"),
             (UploadRequest(filename: "b.tar.zst", size: "3", declaredHash: "abc"), "declaredHash must be 64-char lowercase hex sha256", "declared_hash_invalid"),
             (UploadRequest(filename: "b.tar.zst", size: "3", contentLength: "4"), "content-length header does not match size param", "content_length_mismatch"),
+            // JavaScript's trim() and Number(): U+FEFF is blank, U+0085 is not a space, hex floats are NaN.
+            (UploadRequest(filename: "\u{FEFF}\u{2028}", size: "3"), "filename is required", "filename_required"),
+            (UploadRequest(filename: "b.tar.zst", size: "\u{85}3"), "size must be a positive number", "size_invalid"),
+            (UploadRequest(filename: "b.tar.zst", size: "0x1p2"), "size must be a positive number", "size_invalid"),
+            (UploadRequest(filename: "b.tar.zst", size: "3px"), "size must be a positive number", "size_invalid"),
+            (UploadRequest(filename: "b.tar.zst", size: "0b11", contentLength: "0x4"), "content-length header does not match size param", "content_length_mismatch"),
         ]
         for (request, message, why) in cases {
             let error = await expectHostError(.badRequest, 400, message) { _ = try await host.upload(request, body: body) }
@@ -37,6 +43,10 @@ import TestSupport
             _ = try await host.upload(UploadRequest(filename: "b", size: "3"), body: nil)
         }
         #expect(missing?.why == "missing_body")
+        // What Number() reads as 3 is 3: JavaScript whitespace around it, hex, binary, exponent.
+        for size in ["\u{FEFF}3\n", "0x3", "0b11", "3e0", "3.", " 0o3 "] {
+            #expect(try host.validate(UploadRequest(filename: "b", size: size, contentLength: "\u{3000}3")).size == 3, "\(size)")
+        }
         #expect(try await fixture.stagingKeys().isEmpty)
     }
 
