@@ -201,9 +201,14 @@ public struct StreamingBundleVerifier: Verifier {
         if request.requireManifest, inspector.manifestPath == nil {
             throw VerifyError(code: .verifyManifestMissing, reason: "no manifest.json at the root or one folder down")
         }
-        let publisher = request.publisher ?? inspector.manifest.flatMap(ManifestValidator.declaredPublisher(in:))
+        // A key bound to publishers must allow every publisher the bundle is known by: the one it
+        // is published under and the one its own manifest names (which is what runners judge).
+        let archivePublisher = inspector.manifest.flatMap(ManifestValidator.declaredPublisher(in:))
+        let publisher = request.publisher ?? archivePublisher
+        var publishers = [request.publisher, archivePublisher].compactMap { $0 }
+        if publishers.count == 2, publishers[0].lowercased() == publishers[1].lowercased() { publishers.removeLast() }
         let verdict = try evaluate(
-            request.signatures, digest: hasher.digest256, hash: hash, at: request.publishTime, publisher: publisher)
+            request.signatures, digest: hasher.digest256, hash: hash, at: request.publishTime, publishers: publishers)
         return VerifiedBundle(
             hash: hash, size: size, layout: inspector.layout, manifest: inspector.manifest, entries: inspector.entries,
             publisher: publisher, signature: verdict)
@@ -213,6 +218,14 @@ public struct StreamingBundleVerifier: Verifier {
     /// `publisher` (nil when unknown: then only keys without a publisher restriction count).
     public func evaluate(
         _ signatures: [DetachedSignature], digest: SHA256.Digest, hash: ContentHash, at time: Date, publisher: String? = nil
+    ) throws(VerifyError) -> SignatureVerdict {
+        try evaluate(signatures, digest: digest, hash: hash, at: time, publishers: publisher.map { [$0] } ?? [])
+    }
+
+    /// Applies the policy for a bundle known by several publishers (the one it is published under
+    /// and the one its manifest names): a restricted key must allow all of them.
+    func evaluate(
+        _ signatures: [DetachedSignature], digest: SHA256.Digest, hash: ContentHash, at time: Date, publishers: [String]
     ) throws(VerifyError) -> SignatureVerdict {
         guard signatures.count <= SignatureFile.maxSignatures else {
             throw VerifyError(
@@ -253,7 +266,7 @@ public struct StreamingBundleVerifier: Verifier {
                 // A good signature by a revoked or out-of-window key fails the whole bundle.
                 try Self.checkStanding(trusted, at: time)
                 matched = true
-                if trusted.allows(publisher: publisher) {
+                if publishers.isEmpty ? trusted.allows(publisher: nil) : publishers.allSatisfy({ trusted.allows(publisher: $0) }) {
                     verified.append(trusted.key.keyID)
                 } else {
                     wrongPublisher.append(trusted.key.keyID)
@@ -272,7 +285,9 @@ public struct StreamingBundleVerifier: Verifier {
                 throw VerifyError(
                     code: .signaturePublisherMismatch,
                     reason: "the bundle is signed only by keys the trust bundle does not allow for its publisher",
-                    expected: publisher.map { "a key allowed for publisher '\(Printable.escape($0))'" } ?? "a key allowed for any publisher (the bundle names none)",
+                    expected: publishers.isEmpty
+                        ? "a key allowed for any publisher (the bundle names none)"
+                        : "a key allowed for publisher " + publishers.map { "'\(Printable.escape($0))'" }.joined(separator: " and "),
                     actual: wrongPublisher.joined(separator: ", "), keyID: keyID)
             }
             throw firstFailure ?? VerifyError(code: .signatureInvalid, reason: "no signature verifies")

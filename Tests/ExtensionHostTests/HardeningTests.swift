@@ -122,7 +122,24 @@ import TestSupport
                     _ = try await fixture.host.finalize(FinalizeRequest(key: staged, signatures: [signature]))
                 }
                 #expect(error?.details["keyId"] == key.publicKey.keyID)
-                // A manifestJson naming acme cannot smuggle it either way round: it is judged for its own publisher.
+                // A manifestJson naming acme does not launder an archive whose own manifest (what
+                // runners judge) names Mallory: the key must allow both publishers.
+                let acmeManifest = #"{"name":"com.x.mallory","publisher":"acme","version":"1.0.0","runtime":"wasm-js@1","capabilities":[]}"#
+                let laundered = await expectHostError(.signaturePublisherMismatch, 400) {
+                    _ = try await fixture.host.finalize(FinalizeRequest(key: staged, manifestJson: acmeManifest, signatures: [signature]))
+                }
+                #expect(laundered?.details["expected"]?.contains("'Mallory'") == true)
+                #expect(try await fixture.canonicalKeys().isEmpty)
+                // The other way round: an acme archive registered as Mallory's.
+                let acmeBytes = try makeBundle(name: "com.x.other", publisher: "acme", seed: 6)
+                var acmeHasher = ContentHasher()
+                acmeHasher.update(acmeBytes)
+                let acmeSignature = try key.sign(digest: acmeHasher.digest256, hash: acmeHasher.finalize())
+                let malloryManifest = #"{"name":"com.x.other","publisher":"Mallory","version":"1.0.0","runtime":"wasm-js@1","capabilities":[]}"#
+                let stagedAcme = try await fixture.upload(acmeBytes)
+                await expectHostError(.signaturePublisherMismatch, 400) {
+                    _ = try await fixture.host.finalize(FinalizeRequest(key: stagedAcme, manifestJson: malloryManifest, signatures: [acmeSignature]))
+                }
                 #expect(try await fixture.canonicalKeys().isEmpty)
             } else {
                 let result = try await fixture.host.finalize(FinalizeRequest(key: staged, signatures: [signature]))
