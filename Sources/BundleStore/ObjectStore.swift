@@ -123,8 +123,21 @@ public enum PresignedOperation: Sendable, Equatable {
     case get
     /// Upload the whole object.
     case put
+    /// Upload the whole object, whose SHA-256 must be this hash: the store refuses other bytes.
+    /// On S3 the URL signs `x-amz-checksum-sha256` (the digest in base64, see
+    /// ``PresignedOperation/checksumHeader(_:)``), so the uploader must send it and S3 answers
+    /// 400 `BadDigest` for bytes that do not hash to it.
+    case putChecked(ContentHash)
     /// Upload one part of a multipart upload.
     case uploadPart(uploadID: String, partNumber: Int)
+}
+
+extension PresignedOperation {
+    /// The `x-amz-checksum-sha256` header (name and base64 value) an upload of bytes hashing to
+    /// `hash` sends with a ``putChecked(_:)`` URL.
+    public static func checksumHeader(_ hash: ContentHash) -> (name: String, value: String) {
+        ("x-amz-checksum-sha256", Data(hash.digestBytes).base64EncodedString())
+    }
 }
 
 /// Where objects live: a flat namespace of keys to immutable byte strings.

@@ -285,8 +285,9 @@ public struct S3ObjectStore: MultipartObjectStore {
     ///
     /// A presigned PUT is create-only: `If-None-Match: *` is a signed header of the URL, so the
     /// uploader must send it, and S3 refuses the upload (412) when an object is already at the
-    /// key. A URL can therefore never replace an object, however often it is used. GET and
-    /// UploadPart URLs sign `host` only.
+    /// key. A URL can therefore never replace an object, however often it is used. A
+    /// `putChecked` URL also signs `x-amz-checksum-sha256`, so S3 stores only bytes with that
+    /// SHA-256 (other bytes: 400 `BadDigest`). GET and UploadPart URLs sign `host` only.
     public func presignedURL(for operation: PresignedOperation, key: String, expires: Int) async throws -> URL? {
         try ObjectKey.validate(key)
         guard (1...604_800).contains(expires) else {
@@ -296,14 +297,23 @@ public struct S3ObjectStore: MultipartObjectStore {
         var query: [AWSSigV4.Parameter] = []
         switch operation {
         case .get: break
-        case .put: method = "PUT"
+        case .put, .putChecked: method = "PUT"
         case .uploadPart(let uploadID, let number):
             method = "PUT"
             query = [.init("partNumber", String(number)), .init("uploadId", uploadID)]
         }
         let path = objectPath(key)
         var signed = [AWSSigV4.Parameter("host", host)]
-        if operation == .put { signed.append(.init("if-none-match", "*")) }
+        switch operation {
+        case .put:
+            signed.append(.init("if-none-match", "*"))
+        case .putChecked(let hash):
+            signed.append(.init("if-none-match", "*"))
+            let header = PresignedOperation.checksumHeader(hash)
+            signed.append(.init(header.name, header.value))
+        case .get, .uploadPart:
+            break
+        }
         let request = AWSSigV4.Request(method: method, path: path, query: query, headers: signed)
         let signature = signer.presign(request, date: Date(), expires: expires)
         return URL(string: "\(scheme)://\(host)\(AWSSigV4.uriEncode(path, encodeSlash: false))?\(Self.queryString(query + signature.query))")

@@ -61,6 +61,7 @@ struct StoreOptions: ParsableArguments {
 
 struct Store: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "store",
         abstract: "Operate the content-addressed bundle store (filesystem or S3).",
         subcommands: [PutBundle.self, GetBundle.self, HeadBundle.self, Presign.self, List.self])
 
@@ -174,12 +175,12 @@ struct Store: AsyncParsableCommand {
     }
 
     struct Presign: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print a presigned GET (or PUT) URL for a bundle.")
+        static let configuration = CommandConfiguration(commandName: "presign", abstract: "Print a presigned GET (or PUT) URL for a bundle.")
 
         @Argument(help: "The content hash.")
         var hash: String
 
-        @Flag(help: "Presign a create-only upload instead of a download (the uploader must send If-None-Match: *).")
+        @Flag(help: "Presign a create-only upload of exactly these bytes instead of a download (the uploader must send If-None-Match: * and x-amz-checksum-sha256).")
         var put = false
 
         @Option(help: "Seconds the URL stays valid (1-604800).")
@@ -191,12 +192,15 @@ struct Store: AsyncParsableCommand {
             let hash = try ContentHash(parsing: hash)
             let store = try options.bundleStore()
             let key = store.bundleKey(for: hash)
-            guard let url = try await store.objects.presignedURL(for: put ? .put : .get, key: key, expires: expires) else {
+            guard let url = try await store.objects.presignedURL(for: put ? .putChecked(hash) : .get, key: key, expires: expires) else {
                 throw StoreError(code: .storeUnsupported, reason: "this store cannot presign URLs (use an s3:// store)", key: key)
             }
             Console.out(url.absoluteString)
             if put {
-                Console.error("note: upload with the header 'If-None-Match: *' (it is signed into the URL); an existing bundle is never replaced")
+                let checksum = PresignedOperation.checksumHeader(hash)
+                Console.error(
+                    "note: upload with the headers 'If-None-Match: *' and '\(checksum.name): \(checksum.value)' (both are signed into the URL); "
+                        + "only bytes with this SHA-256 are stored, and an existing bundle is never replaced")
             }
         }
     }

@@ -93,12 +93,25 @@ struct S3InteropTests {
         #expect(url.status == 0, "\(url.stderr)")
         #expect(url.stderr.contains("If-None-Match"))
         let presigned = url.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let checksum = PresignedOperation.checksumHeader(try ContentHash(parsing: hash))
+        #expect(url.stderr.contains("\(checksum.name): \(checksum.value)"))
+        let headers = "-H 'If-None-Match: *' -H '\(checksum.name): \(checksum.value)'"
         try TestSupport.write(Array("first".utf8), to: "a", in: scratch)
         try TestSupport.write(Array("second, longer".utf8), to: "b", in: scratch)
-        #expect(try TestSupport.sh("curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'If-None-Match: *' --upload-file '\(scratch)/a' '\(presigned)'") == "200")
-        #expect(try TestSupport.sh("curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'If-None-Match: *' --upload-file '\(scratch)/b' '\(presigned)'") == "412")
-        #expect(try TestSupport.sh("curl -s -o /dev/null -w '%{http_code}' -X PUT --upload-file '\(scratch)/b' '\(presigned)'") == "403")
-        #expect(try await contents(store, "sha256/\(hash)/bundle.tar.zst") == Array("first".utf8))
+        // Bytes that do not hash to the URL's hash are refused, with or without the header's help.
+        #expect(try TestSupport.sh("curl -s -o /dev/null -w '%{http_code}' -X PUT \(headers) --upload-file '\(scratch)/a' '\(presigned)'") == "400")
+        #expect(try TestSupport.sh("curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'If-None-Match: *' --upload-file '\(scratch)/a' '\(presigned)'") == "403")
+        #expect(try await store.head("sha256/\(hash)/bundle.tar.zst") == nil)
+        // The URL of the real bytes' hash stores them once; a second upload is refused.
+        let real = Array("first".utf8)
+        let realHash = ContentHash.of(real)
+        let realChecksum = PresignedOperation.checksumHeader(realHash)
+        let realURL = try #require(try await store.presignedURL(for: .putChecked(realHash), key: "sha256/\(realHash.hex)/bundle.tar.zst", expires: 300))
+        let realHeaders = "-H 'If-None-Match: *' -H '\(realChecksum.name): \(realChecksum.value)'"
+        #expect(try TestSupport.sh("curl -s -o /dev/null -w '%{http_code}' -X PUT \(realHeaders) --upload-file '\(scratch)/a' '\(realURL.absoluteString)'") == "200")
+        #expect(try TestSupport.sh("curl -s -o /dev/null -w '%{http_code}' -X PUT \(realHeaders) --upload-file '\(scratch)/a' '\(realURL.absoluteString)'") == "412")
+        #expect(try TestSupport.sh("curl -s -o /dev/null -w '%{http_code}' -X PUT \(realHeaders) --upload-file '\(scratch)/b' '\(realURL.absoluteString)'") != "200")
+        #expect(try await contents(store, "sha256/\(realHash.hex)/bundle.tar.zst") == real)
     }
 
     static func cliEnvironment() throws -> [String: String] {
