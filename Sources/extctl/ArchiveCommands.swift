@@ -5,6 +5,7 @@ import Foundation
 
 struct Pack: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "pack",
         abstract: "Pack a folder into a deterministic bundle.tar.zst.",
         discussion: """
             Entries are sorted, owners are 0:0, modes are 0644/0755, and every mtime is 0 or \
@@ -47,6 +48,7 @@ struct Pack: ParsableCommand {
 
 struct Unpack: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "unpack",
         abstract: "Safely extract a bundle into a new folder.",
         discussion: """
             The archive is checked entry by entry (paths, types, duplicates, limits) and written \
@@ -72,6 +74,7 @@ struct Unpack: ParsableCommand {
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "inspect",
         abstract: "Show a bundle's content hash, size, entries and manifest.")
 
     @Argument(help: "The bundle.tar.zst file.")
@@ -135,7 +138,7 @@ struct Inspect: ParsableCommand {
 }
 
 struct Hash: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print a file's content hash as sha256:<hex>.")
+    static let configuration = CommandConfiguration(commandName: "hash", abstract: "Print a file's content hash as sha256:<hex>.")
 
     @Argument(help: "The file to hash.")
     var file: String

@@ -37,6 +37,7 @@ struct CacheCommand: AsyncParsableCommand {
 
     struct Warm: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "warm",
             abstract: "Fetch, verify and unpack a bundle into the cache: by content hash, or an extension's newest version.")
 
         @Argument(help: "sha256:<hex> (or bare hex), or an extension's registry id or publisher.name.")
@@ -65,7 +66,7 @@ struct CacheCommand: AsyncParsableCommand {
     }
 
     struct Stats: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Entries, bytes and budget of the cache.")
+        static let configuration = CommandConfiguration(commandName: "stats", abstract: "Entries, bytes and budget of the cache.")
 
         @Flag(help: "Print JSON.")
         var json = false
@@ -85,6 +86,7 @@ struct CacheCommand: AsyncParsableCommand {
 
     struct Prune: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "prune",
             abstract: "Evict least recently filled entries until the cache fits the budget (or --max-bytes).")
 
         @Option(help: "Evict down to this many bytes.")
@@ -106,7 +108,7 @@ struct CacheCommand: AsyncParsableCommand {
     }
 
     struct Clear: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove every entry of the cache.")
+        static let configuration = CommandConfiguration(commandName: "clear", abstract: "Remove every entry of the cache.")
 
         @OptionGroup var cacheOptions: CacheOptions
         @OptionGroup var options: HostOptions

@@ -10,6 +10,7 @@ struct ManifestCommand: ParsableCommand {
 
     struct Validate: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "validate",
             abstract: "Validate a manifest.json; exit 0 when valid, 1 with the issues when not.")
 
         @Argument(help: "The manifest file.")
@@ -44,7 +45,7 @@ struct ManifestCommand: ParsableCommand {
     }
 
     struct Schema: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print the manifest v2 JSON Schema.")
+        static let configuration = CommandConfiguration(commandName: "schema", abstract: "Print the manifest v2 JSON Schema.")
 
         func run() { Console.block(ManifestSchema.json) }
     }

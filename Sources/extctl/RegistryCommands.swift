@@ -45,6 +45,7 @@ struct HostOptions: ParsableArguments {
 
 struct Publish: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "publish",
         abstract: "Upload a bundle to staging and finalize it into a registered version; prints the finalize result as JSON.")
 
     @Argument(help: "The bundle file.")
@@ -89,6 +90,7 @@ struct Publish: AsyncParsableCommand {
 
 struct Install: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "install",
         abstract: "Install a version (default: the newest) of an extension for a tenant; installing again replaces the install.")
 
     @OptionGroup var target: InstallTarget
@@ -117,7 +119,7 @@ struct InstallTarget: ParsableArguments {
 }
 
 struct Enable: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Enable a tenant's install (flips isEnabled only).")
+    static let configuration = CommandConfiguration(commandName: "enable", abstract: "Enable a tenant's install (flips isEnabled only).")
 
     @OptionGroup var target: InstallTarget
     @OptionGroup var options: HostOptions
@@ -129,7 +131,7 @@ struct Enable: AsyncParsableCommand {
 }
 
 struct Disable: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Disable a tenant's install (flips isEnabled only).")
+    static let configuration = CommandConfiguration(commandName: "disable", abstract: "Disable a tenant's install (flips isEnabled only).")
 
     @OptionGroup var target: InstallTarget
     @OptionGroup var options: HostOptions
@@ -142,6 +144,7 @@ struct Disable: AsyncParsableCommand {
 
 struct Uninstall: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "uninstall",
         abstract: "Remove a tenant's install. The bundle stays in the store (it is content-addressed and may be shared).")
 
     @OptionGroup var target: InstallTarget
@@ -155,6 +158,7 @@ struct Uninstall: AsyncParsableCommand {
 
 struct Resolve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "resolve",
         abstract: "Print the content hash (sha256:<hex>) a tenant's active install runs.")
 
     @OptionGroup var target: InstallTarget

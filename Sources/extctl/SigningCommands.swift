@@ -6,6 +6,7 @@ import Foundation
 
 struct Keygen: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "keygen",
         abstract: "Make a signing key: KEY.pem (PKCS#8) and KEY.pub.pem; prints the key id.")
 
     @Option(help: "ed25519 or p256.")
@@ -54,6 +55,7 @@ struct Keygen: ParsableCommand {
 
 struct Sign: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "sign",
         abstract: "Sign a bundle with a private key; adds the signature to BUNDLE.sig (or -o FILE).")
 
     @Argument(help: "The bundle.tar.zst file.")
@@ -86,6 +88,7 @@ struct Sign: ParsableCommand {
 
 struct Verify: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "verify",
         abstract: "Verify a bundle in one pass: hash, size cap, archive, manifest, signatures.",
         discussion: """
             Strict when a trust bundle is given (--trust-bundle or SIGNING_TRUST_BUNDLE): unsigned, \

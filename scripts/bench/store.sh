@@ -16,7 +16,7 @@ for tool in aws openssl python3 /usr/bin/time curl; do
 done
 
 echo "building release extctl..." >&2
-swift build -c release --package-path "$ROOT" --product extctl >&2
+swift build -c release --static-swift-stdlib --package-path "$ROOT" --product extctl >&2
 
 bash "$ROOT/scripts/s3-server.sh" start
 trap 'bash "$ROOT/scripts/s3-server.sh" stop' EXIT
