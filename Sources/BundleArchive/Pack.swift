@@ -87,18 +87,28 @@ public enum BundlePacker {
         guard fd >= 0 else { throw ArchiveError.io("create output file", path: output, errno: errno) }
         let temporary = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         do throws(ArchiveError) {
-            var result = try write(entries: entries, root: directory, configuration: configuration) { chunk throws(ArchiveError) in
-                try FileHashing.writeAll(fd, chunk, path: output)
+            // Hashing and writing the compressed bytes happen on a thread of their own, so the
+            // thread feeding zstd's workers hands them the next job without waiting (as zstd's
+            // own command line writes asynchronously).
+            let writer = OutputStage(fd: fd, path: output)
+            var result: PackResult
+            do throws(ArchiveError) {
+                result = try write(entries: entries, root: directory, configuration: configuration, hashing: false) { chunk throws(ArchiveError) in
+                    try writer.append(chunk)
+                }
+            } catch {
+                _ = try? writer.finish()
+                throw error
             }
+            result.contentHash = try writer.finish()
             guard fchmod(fd, 0o644) == 0, close(fd) == 0 else { throw ArchiveError.io("close", path: output, errno: errno) }
-            guard rename(temporary, outputURL.path) == 0 else {
-                throw ArchiveError.io("rename into place", path: output, errno: errno)
-            }
+            let moved = FileIO.moveIntoPlace(temporary, outputURL.path)
+            guard moved == 0 else { throw ArchiveError.io("rename into place", path: output, errno: moved) }
             let sidecar = outputURL.path + ".sha256"
             let text = Array((result.contentHash.hex + "\n").utf8)
-            guard FileManager.default.createFile(atPath: sidecar, contents: Data(text)) else {
-                throw ArchiveError.io("write", path: sidecar, errno: EACCES)
-            }
+            // Its temporary file has the output's temporary prefix, which packing leaves out.
+            let failure = FileIO.replaceFile(sidecar, with: text, temporaryBesides: outputURL.path)
+            guard failure == 0 else { throw ArchiveError.io("write", path: sidecar, errno: failure) }
             result.output = outputURL.path
             return result
         } catch {
@@ -114,7 +124,7 @@ public enum BundlePacker {
         into sink: (UnsafeRawBufferPointer) throws(ArchiveError) -> Void
     ) throws(ArchiveError) -> PackResult {
         let entries = try scan(directory, configuration: configuration)
-        return try write(entries: entries, root: directory, configuration: configuration, sink: sink)
+        return try write(entries: entries, root: directory, configuration: configuration, hashing: true, sink: sink)
     }
 
     /// The files `pack` and `sign` write beside a bundle: `<bundle>.sha256` and `<bundle>.sig`.
@@ -219,8 +229,14 @@ public enum BundlePacker {
 
     // MARK: - Writing
 
+    /// Writes the tar stream of `entries` through zstd into `sink`; with `hashing` false the
+    /// result's `contentHash` is left for the caller to fill in.
+    ///
+    /// A thread of ``BundleCore/BlockingIO/shared`` reads the files and lays out the tar stream
+    /// in 1 MiB chunks while the calling thread hands them to zstd (whose workers compress), so
+    /// reading never holds up the workers (as zstd's own command line reads ahead).
     private static func write(
-        entries: [SourceEntry], root: String, configuration: Configuration,
+        entries: [SourceEntry], root: String, configuration: Configuration, hashing: Bool,
         sink: (UnsafeRawBufferPointer) throws(ArchiveError) -> Void
     ) throws(ArchiveError) -> PackResult {
         let mtime = configuration.mtime
@@ -245,59 +261,199 @@ public enum BundlePacker {
             guard compressed <= limits.compressedBytes else {
                 throw ArchiveError.limitExceeded("compressedBytes", limitValue: limits.compressedBytes, actual: compressed)
             }
-            hasher.update(chunk)
+            if hashing { hasher.update(chunk) }
             try sink(chunk)
         }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
-        defer { buffer.deallocate() }
-        var fill = 0
-        func flush() throws(ArchiveError) {
-            try encoder.encode(UnsafeRawBufferPointer(start: buffer.baseAddress, count: fill), into: emit)
-            fill = 0
+        let tar = ChunkQueue()
+        let reader = TarStage(entries: entries, headers: headers, queue: tar)
+        let done = DispatchGroup()
+        done.enter()
+        BlockingIO.shared.spawn {
+            reader.run()
+            done.leave()
         }
-        func append(_ bytes: [UInt8]) throws(ArchiveError) {
-            var offset = 0
-            while offset < bytes.count {
-                let take = min(bytes.count - offset, buffer.count - fill)
-                bytes.withUnsafeBytes { source in
-                    (buffer.baseAddress! + fill).copyMemory(from: source.baseAddress! + offset, byteCount: take)
-                }
-                fill += take
-                offset += take
-                if fill == buffer.count { try flush() }
+        do throws(ArchiveError) {
+            while let (index, count) = try tar.next() {
+                defer { tar.recycle(index) }
+                try encoder.encode(UnsafeRawBufferPointer(start: tar.buffers[index].baseAddress, count: count), into: emit)
             }
+            try encoder.finish(into: emit)
+        } catch {
+            tar.stop()
+            done.wait()
+            throw error
         }
-        for (entry, header) in zip(entries, headers) {
-            try append(header)
-            guard !entry.isDirectory else { continue }
-            let display = Printable.escape(bytes: entry.tarPath)
-            let fd = open(entry.relativePath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-            guard fd >= 0 else { throw ArchiveError.io("open", path: display, errno: errno) }
-            defer { close(fd) }
-            var copied: Int64 = 0
-            while true {
-                let n = read(fd, buffer.baseAddress! + fill, buffer.count - fill)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw ArchiveError.io("read", path: display, errno: errno)
-                }
-                if n == 0 { break }
-                copied += Int64(n)
-                guard copied <= entry.size else { break }
-                fill += n
-                if fill == buffer.count { try flush() }
-            }
-            guard copied == entry.size else {
-                throw ArchiveError(
-                    code: .packSourceChanged, reason: "file changed size while packing (expected \(entry.size) bytes)",
-                    path: display, actual: copied)
-            }
-            try append([UInt8](repeating: 0, count: Int(TarWriter.padding(entry.size))))
-        }
-        try append(TarWriter.endOfArchive)
-        try flush()
-        try encoder.finish(into: emit)
+        done.wait()
         return PackResult(
             contentHash: hasher.finalize(), size: compressed, tarSize: tarSize, entryCount: entries.count, output: nil)
+    }
+}
+
+/// The reading end of the packer: lays out the tar stream of the entries (headers, file bytes
+/// read straight into the chunks, padding, end of archive) in the chunks of `queue`.
+private final class TarStage: @unchecked Sendable {
+    let entries: [BundlePacker.SourceEntry]
+    let headers: [[UInt8]]
+    let queue: ChunkQueue
+    private var current: (index: Int, fill: Int)?
+
+    init(entries: [BundlePacker.SourceEntry], headers: [[UInt8]], queue: ChunkQueue) {
+        self.entries = entries
+        self.headers = headers
+        self.queue = queue
+    }
+
+    /// Produces the whole stream, or stops at the first error (handed to the consumer) or when
+    /// the consumer stops.
+    func run() {
+        do throws(ArchiveError) {
+            for (entry, header) in zip(entries, headers) {
+                guard try append(header) else { return }
+                guard !entry.isDirectory else { continue }
+                guard try copy(entry) else { return }
+                guard try append([UInt8](repeating: 0, count: Int(TarWriter.padding(entry.size)))) else { return }
+            }
+            guard try append(TarWriter.endOfArchive) else { return }
+            if let (index, fill) = current, fill > 0 { queue.publish(index, count: fill) }
+            current = nil
+            queue.finish(nil)
+        } catch {
+            queue.finish(error)
+        }
+    }
+
+    /// The chunk being filled, taking a free one when needed; nil once the consumer stopped.
+    private func chunk() -> (index: Int, fill: Int)? {
+        if current == nil, let index = queue.takeFree() { current = (index, 0) }
+        return current
+    }
+
+    /// Hands the current chunk over once it is full.
+    private func advance(by count: Int) {
+        guard let (index, fill) = current else { return }
+        current = (index, fill + count)
+        if fill + count == queue.buffers[index].count {
+            queue.publish(index, count: fill + count)
+            current = nil
+        }
+    }
+
+    private func append(_ bytes: [UInt8]) throws(ArchiveError) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            guard let (index, fill) = chunk() else { return false }
+            let buffer = queue.buffers[index]
+            let take = min(bytes.count - offset, buffer.count - fill)
+            bytes.withUnsafeBytes { source in
+                (buffer.baseAddress! + fill).copyMemory(from: source.baseAddress! + offset, byteCount: take)
+            }
+            offset += take
+            advance(by: take)
+        }
+        return true
+    }
+
+    /// Reads the entry's file straight into the chunks; refuses a file whose size changed since
+    /// the scan.
+    private func copy(_ entry: BundlePacker.SourceEntry) throws(ArchiveError) -> Bool {
+        var display: String { Printable.escape(bytes: entry.tarPath) }
+        let fd = open(entry.relativePath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { throw ArchiveError.io("open", path: display, errno: errno) }
+        defer { close(fd) }
+        var copied: Int64 = 0
+        while true {
+            guard let (index, fill) = chunk() else { return false }
+            let buffer = queue.buffers[index]
+            // Never more than the scanned size (plus one byte, to notice growth).
+            let room = Int(min(Int64(buffer.count - fill), entry.size - copied + 1))
+            let n = read(fd, buffer.baseAddress! + fill, room)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ArchiveError.io("read", path: display, errno: errno)
+            }
+            if n == 0 { break }
+            copied += Int64(n)
+            guard copied <= entry.size else { break }
+            advance(by: n)
+        }
+        guard copied == entry.size else {
+            throw ArchiveError(
+                code: .packSourceChanged, reason: "file changed size while packing (expected \(entry.size) bytes)",
+                path: display, actual: copied)
+        }
+        return true
+    }
+}
+
+/// The writing end of ``BundlePacker/pack(directory:to:configuration:)``: compressed bytes are
+/// gathered into 1 MiB chunks, then hashed and written to `fd` by a thread of
+/// ``BundleCore/BlockingIO/shared``.
+private final class OutputStage: @unchecked Sendable {
+    private let queue = ChunkQueue()
+    private let done = DispatchGroup()
+    private let fd: Int32
+    private let path: String
+    /// Written by the writer thread only; read after `done`.
+    private var hasher = ContentHasher()
+    private var failure: ArchiveError?
+    /// The chunk being filled by the producer.
+    private var current: (index: Int, fill: Int)?
+
+    init(fd: Int32, path: String) {
+        self.fd = fd
+        self.path = path
+        done.enter()
+        BlockingIO.shared.spawn { [self] in
+            defer { done.leave() }
+            do throws(ArchiveError) {
+                while let (index, count) = try queue.next() {
+                    defer { queue.recycle(index) }
+                    let bytes = UnsafeRawBufferPointer(start: queue.buffers[index].baseAddress, count: count)
+                    hasher.update(bytes)
+                    try FileHashing.writeAll(fd, bytes, path: path)
+                }
+            } catch {
+                failure = error
+                queue.stop()
+            }
+        }
+    }
+
+    /// Copies `bytes` into the chunks, handing each full one to the writer.
+    func append(_ bytes: UnsafeRawBufferPointer) throws(ArchiveError) {
+        var offset = 0
+        while offset < bytes.count {
+            if current == nil {
+                guard let index = queue.takeFree() else { throw writerFailure() }
+                current = (index, 0)
+            }
+            let (index, fill) = current!
+            let buffer = queue.buffers[index]
+            let take = min(bytes.count - offset, buffer.count - fill)
+            (buffer.baseAddress! + fill).copyMemory(from: bytes.baseAddress! + offset, byteCount: take)
+            offset += take
+            current = (index, fill + take)
+            if fill + take == buffer.count {
+                queue.publish(index, count: buffer.count)
+                current = nil
+            }
+        }
+    }
+
+    /// Hands over the last chunk, waits for the writer and returns the hash of everything written.
+    func finish() throws(ArchiveError) -> ContentHash {
+        if let (index, fill) = current {
+            queue.publish(index, count: fill)
+            current = nil
+        }
+        queue.finish(nil)
+        done.wait()
+        if let failure { throw failure }
+        return hasher.finalize()
+    }
+
+    private func writerFailure() -> ArchiveError {
+        done.wait()
+        return failure ?? ArchiveError.io("write", path: path, errno: EIO)
     }
 }

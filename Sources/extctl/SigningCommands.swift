@@ -79,8 +79,10 @@ struct Sign: ParsableCommand {
             all = try SignatureFile.load(path).filter { $0.keyID != signature.keyID }
         }
         all.append(signature)
-        guard FileManager.default.createFile(atPath: path, contents: Data(SignatureFile.encode(all))) else {
-            throw RefusedInput(message: "SIGNATURE_IO: cannot write '\(path)'")
+        // The temporary file has the bundle's temporary prefix, which packing leaves out.
+        let failure = FileIO.replaceFile(path, with: SignatureFile.encode(all), temporaryBesides: output == nil ? bundle : path)
+        guard failure == 0 else {
+            throw RefusedInput(message: "SIGNATURE_IO: cannot write '\(Printable.escape(path))': \(String(cString: strerror(failure)))")
         }
         Console.out("\(hash.prefixed)  signed by \(signingKey.publicKey.keyID)  \(path)")
     }

@@ -143,8 +143,9 @@ struct Store: AsyncParsableCommand {
                         code: .storeCorruptObject, reason: "the stored bundle does not match its hash", key: hash.hex,
                         expected: hash.prefixed, actual: hasher.finalize().prefixed)
                 }
-                guard rename(temporary, output) == 0 else {
-                    throw StoreError(code: .storeIO, reason: "cannot move the file into place", key: output)
+                let moved = FileIO.moveIntoPlace(temporary, output)
+                guard moved == 0 else {
+                    throw StoreError(code: .storeIO, reason: "cannot move the file into place: \(String(cString: strerror(moved)))", key: output)
                 }
             } catch {
                 try? handle.close()
