@@ -79,7 +79,8 @@ extension BundleReader {
     /// extraction) overlap. Memory: eight 1 MiB chunks plus the zstd window.
     ///
     /// - Parameter lightVisitor: the visitor does little work per byte (inspection, verification):
-    ///   decode and walk on the calling thread, so two threads share two cores instead of three.
+    ///   read, decode and walk on the calling thread, with hashing behind it on another, so two
+    ///   threads share two cores instead of three and the decoder never waits for the hash.
     public static func read(
         fileAt path: String, visitor: any ArchiveVisitor, limits: ArchiveLimits = .default, computeHash: Bool = false,
         lightVisitor: Bool = false
@@ -93,15 +94,17 @@ extension BundleReader {
             throw ArchiveError.limitExceeded(
                 "compressedBytes", limitValue: limits.compressedBytes, actual: Int64(info.st_size))
         }
-        // Decoding on the calling thread hands each chunk straight to the parser: a chunk that
-        // stays in the core's cache (zstd's own 128 KiB) is faster than a 1 MiB one.
-        let decoder = try ZstdDecoder(windowLogMax: limits.windowLogMax, outputCapacity: lightVisitor ? 128 << 10 : 1 << 20)
+        if lightVisitor {
+            return try readOnCallingThread(fd: fd, path: path, visitor: visitor, limits: limits, computeHash: computeHash)
+        }
+        let decoder = try ZstdDecoder(windowLogMax: limits.windowLogMax)
         let compressed = ChunkQueue()
         let decoded = ChunkQueue()
         let stages = FileStages(fd: fd, path: path, limits: limits, computeHash: computeHash, decoder: decoder)
         let group = DispatchGroup()
-        var work: [@Sendable () -> Void] = [{ stages.readStage(into: compressed) }]
-        if !lightVisitor { work.append { stages.decodeStage(from: compressed, into: decoded) } }
+        let work: [@Sendable () -> Void] = [
+            { stages.readStage(into: compressed) }, { stages.decodeStage(from: compressed, into: decoded) },
+        ]
         for stage in work {
             group.enter()
             // Pipeline stages this thread waits for: they always get a thread of their own.
@@ -114,15 +117,7 @@ extension BundleReader {
         let parser = TarParser(delegate: walker, metadataLimit: limits.metadataBytes)
         var failure: ArchiveError?
         do throws(ArchiveError) {
-            while lightVisitor, let (index, count) = try compressed.next() {
-                defer { compressed.recycle(index) }
-                try decoder.decode(
-                    UnsafeRawBufferPointer(start: compressed.buffers[index].baseAddress, count: count),
-                    maxOutput: limits.decompressedBytes
-                ) { chunk throws(ArchiveError) in try parser.consume(chunk) }
-            }
-            if lightVisitor { try decoder.finish() }
-            while !lightVisitor, let (index, count) = try decoded.next() {
+            while let (index, count) = try decoded.next() {
                 defer { decoded.recycle(index) }
                 try parser.consume(UnsafeRawBufferPointer(start: decoded.buffers[index].baseAddress, count: count))
             }
@@ -137,6 +132,96 @@ extension BundleReader {
         return BundleReadSummary(
             compressedBytes: stages.compressedBytes, decompressedBytes: decoder.decodedBytes,
             entryCount: walker.entryCount, contentHash: stages.contentHash, hasher: stages.hasher)
+    }
+}
+
+extension BundleReader {
+    /// The light-visitor path of ``read(fileAt:visitor:limits:computeHash:lightVisitor:)``: the
+    /// calling thread reads, decodes and walks, and never waits for hashing, which a thread of
+    /// ``BundleCore/BlockingIO/shared`` does behind it on the same chunks (the calling thread
+    /// hands each chunk over once decoded and takes it back once hashed; hashing is faster than
+    /// decoding, so eight chunks keep them apart). As `openssl dgst & zstd -dc` run side by side,
+    /// but reading the file once.
+    static func readOnCallingThread(
+        fd: Int32, path: String, visitor: any ArchiveVisitor, limits: ArchiveLimits, computeHash: Bool
+    ) throws(ArchiveError) -> BundleReadSummary {
+        // A chunk that stays in the core's cache (zstd's own 128 KiB) on its way to the parser
+        // is faster than a 1 MiB one.
+        let decoder = try ZstdDecoder(windowLogMax: limits.windowLogMax, outputCapacity: 128 << 10)
+        let chunks = ChunkQueue(chunkCount: 8)
+        let hashing = HashStage(queue: chunks)
+        let done = DispatchGroup()
+        if computeHash {
+            done.enter()
+            BlockingIO.shared.spawn {
+                hashing.run()
+                done.leave()
+            }
+        }
+        let walker = ArchiveWalker(visitor: visitor, limits: limits)
+        let parser = TarParser(delegate: walker, metadataLimit: limits.metadataBytes)
+        var compressedBytes: Int64 = 0
+        var failure: ArchiveError?
+        do throws(ArchiveError) {
+            while true {
+                guard let index = chunks.takeFree() else { break }
+                let buffer = chunks.buffers[index]
+                let n = readSome(fd, buffer.baseAddress, buffer.count)
+                if n < 0 {
+                    chunks.recycle(index)
+                    if errno == EINTR { continue }
+                    throw ArchiveError.io("read", path: path, errno: errno)
+                }
+                if n == 0 {
+                    chunks.recycle(index)
+                    break
+                }
+                compressedBytes += Int64(n)
+                guard compressedBytes <= limits.compressedBytes else {
+                    chunks.recycle(index)
+                    throw ArchiveError.limitExceeded("compressedBytes", limitValue: limits.compressedBytes, actual: compressedBytes)
+                }
+                do throws(ArchiveError) {
+                    try decoder.decode(UnsafeRawBufferPointer(start: buffer.baseAddress, count: n), maxOutput: limits.decompressedBytes) {
+                        chunk throws(ArchiveError) in try parser.consume(chunk)
+                    }
+                } catch {
+                    chunks.recycle(index)
+                    throw error
+                }
+                if computeHash { chunks.publish(index, count: n) } else { chunks.recycle(index) }
+            }
+            try decoder.finish()
+            try parser.finish()
+        } catch {
+            failure = error
+        }
+        chunks.finish(nil)
+        done.wait()
+        if let failure { throw failure }
+        return BundleReadSummary(
+            compressedBytes: compressedBytes, decompressedBytes: decoder.decodedBytes, entryCount: walker.entryCount,
+            contentHash: computeHash ? hashing.hasher.finalize() : nil, hasher: computeHash ? hashing.hasher : nil)
+    }
+}
+
+/// `read(2)`, named apart from ``BundleReader/read(fileAt:visitor:limits:computeHash:lightVisitor:)``.
+private func readSome(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int { read(fd, buffer, count) }
+
+/// Hashes the chunks published to `queue`, in order, and hands them back.
+private final class HashStage: @unchecked Sendable {
+    let queue: ChunkQueue
+    /// Written by the hashing thread only; read after it left.
+    var hasher = ContentHasher()
+
+    init(queue: ChunkQueue) { self.queue = queue }
+
+    func run() {
+        // The producer never finishes with an error, so next() never throws here.
+        while let (index, count) = try? queue.next() {
+            hasher.update(UnsafeRawBufferPointer(start: queue.buffers[index].baseAddress, count: count))
+            queue.recycle(index)
+        }
     }
 }
 
@@ -252,6 +337,7 @@ private final class FileStages: @unchecked Sendable {
 /// order and recycles them. All state is guarded by `condition`.
 final class ChunkQueue: @unchecked Sendable {
     static let chunkCount = 4
+    let chunkCount: Int
     static let chunkSize = 1 << 20
 
     let buffers: [UnsafeMutableRawBufferPointer]
@@ -262,9 +348,10 @@ final class ChunkQueue: @unchecked Sendable {
     private var stopped = false
     private var error: ArchiveError?
 
-    init() {
-        buffers = (0..<Self.chunkCount).map { _ in .allocate(byteCount: Self.chunkSize, alignment: 64) }
-        free = Array(0..<Self.chunkCount)
+    init(chunkCount: Int = ChunkQueue.chunkCount) {
+        self.chunkCount = chunkCount
+        buffers = (0..<chunkCount).map { _ in .allocate(byteCount: Self.chunkSize, alignment: 64) }
+        free = Array(0..<chunkCount)
     }
 
     deinit { buffers.forEach { $0.deallocate() } }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Verification beside the tools a user would otherwise run, as medians of RUNS (default 11)
+# Verification beside the tools a user would otherwise run, as medians of RUNS (default 21)
 # alternating runs with their spread (lowest-highest), so one noisy run cannot decide a ratio:
 #   verify          extctl verify BUNDLE --trust-bundle KEY (hash + size cap + zstd + tar walk +
 #                   manifest + Ed25519 signature)
@@ -9,8 +9,10 @@
 #   peak RSS        /usr/bin/time -f %M                                 (target: < 64 MiB)
 #   manifests/s     archive-bench manifest (parsed and validated)       (target: >= 50,000)
 # The bundle is the 200 MiB tree of scripts/bench/archive.sh, packed at zstd -3 and signed.
-# usage: scripts/bench/verify.sh        (RUNS=11 BENCH_DIR=/tmp/extbundles-bench)
+# usage: scripts/bench/verify.sh        (RUNS=21 BENCH_DIR=/tmp/extbundles-bench)
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+# Verification is the figure most shaken by this machine's noise: more runs, steadier medians.
+RUNS="${RUNS:-21}"
 source "$ROOT/scripts/bench/common.sh"
 build_release
 
