@@ -90,11 +90,17 @@ public final class BlockingIO: @unchecked Sendable {
         }
     }
 
+    /// What a taken slot of the queue holds.
+    private static let done: @Sendable () -> Void = {}
+
     private func work() {
         condition.lock()
         while true {
             if head < jobs.count {
                 let job = jobs[head]
+                // Release the slot at once: a finished job must not keep what it captured (a
+                // 1 MiB chunk being written, say) alive until the queue is compacted.
+                jobs[head] = Self.done
                 head += 1
                 if head > 64 && head * 2 > jobs.count {
                     jobs.removeFirst(head)

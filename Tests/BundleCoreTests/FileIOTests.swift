@@ -36,3 +36,20 @@ import TestSupport
         #expect(FileManager.default.fileExists(atPath: folder + "/dir", isDirectory: &isDirectory) && isDirectory.boolValue)
     }
 }
+
+@Suite struct BlockingIOTests {
+    final class Payload: Sendable {}
+
+    @Test func aFinishedJobKeepsNothingItCaptured() async throws {
+        // Each job captures a payload; once the jobs ran, none may be alive (a pool that kept
+        // finished closures kept every chunk they wrote, tens of MiB per upload).
+        weak var last: Payload?
+        let pool = BlockingIO(maximumThreads: 2)
+        for _ in 0..<10 {
+            let payload = Payload()
+            last = payload
+            try await pool.run { withExtendedLifetime(payload) {} }
+        }
+        #expect(last == nil)
+    }
+}
