@@ -62,9 +62,18 @@ public struct FileSystemObjectStore: ObjectStore {
         let (temporary, fd) = try await BlockingIO.shared.run { try store.makeTemporaryFile(besides: path, key: key) }
         do {
             var written: Int64 = 0
+            var kicked: Int64 = 0
             for try await chunk in body {
-                try await BlockingIO.shared.run { try chunk.withUnsafeBytes { raw in try Self.writeAll(fd, raw, key: key) } }
-                written += Int64(chunk.count)
+                let (start, end) = (kicked, written + Int64(chunk.count))
+                // Every 8 MiB, start writing out what is written so far, so the fsync at the end
+                // waits for the last few MiB only instead of the whole object.
+                let kick = end - start >= 8 << 20
+                try await BlockingIO.shared.run {
+                    try chunk.withUnsafeBytes { raw in try Self.writeAll(fd, raw, key: key) }
+                    if kick { FileIO.startWriteback(fd, offset: start, length: end - start) }
+                }
+                written = end
+                if kick { kicked = end }
             }
             if let length, written != length {
                 throw StoreError(

@@ -3,6 +3,7 @@
 #   S3 upload     extctl store put-bundle (write-once: staging + create-only copy)  vs  aws s3 cp FILE s3://…
 #   S3 download   extctl store get-bundle (hash checked while writing)              vs  aws s3 cp s3://… FILE
 #   FS putBundle  extctl store put-bundle --store file://… (fsync, link)            vs  cp FILE + openssl dgst -sha256
+#                                                                                   (and the same + sync FILE)
 #   peak RSS      /usr/bin/time -f %M for each
 # against the local SeaweedFS of scripts/s3-server.sh (started and stopped here).
 # usage: scripts/bench/store.sh        (RUNS=5 SIZE_MIB=200 BENCH_DIR=/tmp/extbundles-store-bench)
@@ -45,8 +46,11 @@ read -r T_UP _ _ T_AWS_UP _ _ < <(timeit "$CLEAN_OURS" "$EXTCTL store put-bundle
 read -r T_DOWN _ _ T_AWS_DOWN _ _ < <(timeit 'rm -f down-ours.bin' "$EXTCTL store get-bundle $HASH -o down-ours.bin --store s3://$BUCKET/bench-ours >/dev/null" \
     'rm -f down-aws.bin' "$AWS s3 cp --only-show-errors s3://$BUCKET/bench-aws/bundle.tar.zst down-aws.bin")
 cmp -s down-ours.bin bundle.tar.zst || { echo "download differs" >&2; exit 1; }
-read -r T_FS _ _ T_CP _ _ < <(timeit 'rm -rf fs-store && sync' "$EXTCTL store put-bundle bundle.tar.zst --store file://$WORK/fs-store >/dev/null" \
-    'rm -f copy.bin && sync' "cp bundle.tar.zst copy.bin && openssl dgst -sha256 copy.bin >/dev/null")
+# putBundle fsyncs before the object becomes visible (a crash never leaves a partial object), so
+# beside plain cp + dgst it is also set beside the same durable copy: cp, dgst, then sync FILE.
+read -r T_FS _ _ T_CP _ _ T_CPS _ _ < <(timeit 'rm -rf fs-store && sync' "$EXTCTL store put-bundle bundle.tar.zst --store file://$WORK/fs-store >/dev/null" \
+    'rm -f copy.bin && sync' "cp bundle.tar.zst copy.bin && openssl dgst -sha256 copy.bin >/dev/null" \
+    'rm -f copy.bin && sync' "cp bundle.tar.zst copy.bin && openssl dgst -sha256 copy.bin >/dev/null && sync copy.bin")
 
 $CLEAN_OURS  # not inside the measured command: the aws CLI's own RSS would count
 M_UP=$(rss "$EXTCTL store put-bundle bundle.tar.zst --store s3://$BUCKET/bench-ours")
@@ -65,6 +69,7 @@ row "figure" "ours" "peer" "ratio" "target"
 row "S3 upload" "${T_UP} s ($(mbps "$T_UP"))" "${T_AWS_UP} s (aws s3 cp)" "$(ratio "$T_AWS_UP" "$T_UP")" "throughput >= 1.00"
 row "S3 download" "${T_DOWN} s ($(mbps "$T_DOWN"))" "${T_AWS_DOWN} s (aws s3 cp)" "$(ratio "$T_AWS_DOWN" "$T_DOWN")" "throughput >= 1.00"
 row "FS putBundle" "${T_FS} s" "${T_CP} s (cp + dgst)" "$(ratio "$T_FS" "$T_CP")" "wall <= 1.30"
+row "FS putBundle (durable)" "${T_FS} s" "${T_CPS} s (cp + dgst + sync)" "$(ratio "$T_FS" "$T_CPS")" "wall <= 1.30"
 row "RSS upload" "${M_UP} KiB" "${M_AWS_UP} KiB" "" "ours < 65536"
 row "RSS download" "${M_DOWN} KiB" "${M_AWS_DOWN} KiB" "" "ours < 65536"
 row "RSS FS put" "${M_FS} KiB" "" "" "ours < 65536"
