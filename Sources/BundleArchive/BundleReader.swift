@@ -166,20 +166,16 @@ extension BundleReader {
             while true {
                 guard let index = chunks.takeFree() else { break }
                 let buffer = chunks.buffers[index]
-                let n = readSome(fd, buffer.baseAddress, buffer.count)
-                if n < 0 {
+                let n: Int
+                do throws(ArchiveError) {
+                    n = try readChunk(fd, into: buffer, path: path, limits: limits, total: &compressedBytes)
+                } catch {
                     chunks.recycle(index)
-                    if errno == EINTR { continue }
-                    throw ArchiveError.io("read", path: path, errno: errno)
+                    throw error
                 }
                 if n == 0 {
                     chunks.recycle(index)
                     break
-                }
-                compressedBytes += Int64(n)
-                guard compressedBytes <= limits.compressedBytes else {
-                    chunks.recycle(index)
-                    throw ArchiveError.limitExceeded("compressedBytes", limitValue: limits.compressedBytes, actual: compressedBytes)
                 }
                 do throws(ArchiveError) {
                     try decoder.decode(UnsafeRawBufferPointer(start: buffer.baseAddress, count: n), maxOutput: limits.decompressedBytes) {
@@ -205,8 +201,24 @@ extension BundleReader {
     }
 }
 
-/// `read(2)`, named apart from ``BundleReader/read(fileAt:visitor:limits:computeHash:lightVisitor:)``.
-private func readSome(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int { read(fd, buffer, count) }
+/// Reads the next bytes of a bundle file into `buffer`, retrying `EINTR`, and adds them to
+/// `total`, which may not pass the `compressedBytes` limit; 0 at the end of the file.
+private func readChunk(
+    _ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, path: String, limits: ArchiveLimits, total: inout Int64
+) throws(ArchiveError) -> Int {
+    while true {
+        let n = read(fd, buffer.baseAddress, buffer.count)
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw ArchiveError.io("read", path: path, errno: errno)
+        }
+        total += Int64(n)
+        guard total <= limits.compressedBytes else {
+            throw ArchiveError.limitExceeded("compressedBytes", limitValue: limits.compressedBytes, actual: total)
+        }
+        return n
+    }
+}
 
 /// Hashes the chunks published to `queue`, in order, and hands them back.
 private final class HashStage: @unchecked Sendable {
@@ -249,22 +261,12 @@ private final class FileStages: @unchecked Sendable {
         do throws(ArchiveError) {
             while let index = queue.takeFree() {
                 let buffer = queue.buffers[index]
-                let n = read(fd, buffer.baseAddress, buffer.count)
-                if n < 0 {
-                    queue.recycle(index)
-                    if errno == EINTR { continue }
-                    throw ArchiveError.io("read", path: path, errno: errno)
-                }
+                let n = try readChunk(fd, into: buffer, path: path, limits: limits, total: &compressedBytes)
                 if n == 0 {
                     queue.recycle(index)
                     contentHash = hasher?.finalize()
                     queue.finish(nil)
                     return
-                }
-                compressedBytes += Int64(n)
-                guard compressedBytes <= limits.compressedBytes else {
-                    throw ArchiveError.limitExceeded(
-                        "compressedBytes", limitValue: limits.compressedBytes, actual: compressedBytes)
                 }
                 hasher?.update(UnsafeRawBufferPointer(start: buffer.baseAddress, count: n))
                 queue.publish(index, count: n)

@@ -182,16 +182,22 @@ public struct JSONReader {
                 members.append((key, member))
             }
             path.removeLast()
-            skipWhitespace()
-            guard index < bytes.count else { throw failure("Unexpected end of JSON input") }
-            if bytes[index] == UInt8(ascii: ",") {
-                index += 1
-                continue
-            }
-            guard bytes[index] == UInt8(ascii: "}") else { throw failure("Expected ',' or '}' after property value in JSON") }
-            index += 1
+            guard try separator(closing: UInt8(ascii: "}"), "Expected ',' or '}' after property value in JSON") else { continue }
             return .object(members)
         }
+    }
+
+    /// After a member or element: true at the closing bracket, false at a comma (both consumed).
+    private mutating func separator(closing: UInt8, _ message: String) throws(JSONParseError) -> Bool {
+        skipWhitespace()
+        guard index < bytes.count else { throw failure("Unexpected end of JSON input") }
+        if bytes[index] == UInt8(ascii: ",") {
+            index += 1
+            return false
+        }
+        guard bytes[index] == closing else { throw failure(message) }
+        index += 1
+        return true
     }
 
     private mutating func array(depth: Int) throws(JSONParseError) -> JSONValue {
@@ -208,14 +214,7 @@ public struct JSONReader {
             path.append(.index(elements.count))
             elements.append(try value(depth: depth))
             path.removeLast()
-            skipWhitespace()
-            guard index < bytes.count else { throw failure("Unexpected end of JSON input") }
-            if bytes[index] == UInt8(ascii: ",") {
-                index += 1
-                continue
-            }
-            guard bytes[index] == UInt8(ascii: "]") else { throw failure("Expected ',' or ']' after array element in JSON") }
-            index += 1
+            guard try separator(closing: UInt8(ascii: "]"), "Expected ',' or ']' after array element in JSON") else { continue }
             return .array(elements)
         }
     }
