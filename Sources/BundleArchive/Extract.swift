@@ -71,10 +71,8 @@ public final class DirectoryWriter: ArchiveVisitor {
     public func syncDirectories() throws(ArchiveError) {
         for bytes in createdDirectories.sorted(by: { $0.count > $1.count }) {
             let directory = String(decoding: bytes, as: UTF8.self)
-            let fd = directory.isEmpty ? dup(rootFD) : openat(rootFD, directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)
-            guard fd >= 0 else { throw ArchiveError.io("open directory", path: directory, errno: errno) }
-            defer { close(fd) }
-            guard fsync(fd) == 0 else { throw ArchiveError.io("fsync", path: directory, errno: errno) }
+            let failure = FileIO.syncDirectory(directory, in: rootFD)
+            guard failure == 0 else { throw ArchiveError.io("fsync", path: directory, errno: failure) }
         }
     }
 

@@ -82,10 +82,12 @@ public enum BundlePacker {
             BytePath.key(resolved.deletingLastPathComponent().path + "/." + resolved.lastPathComponent + ".tmp-"))
         let entries = try scan(directory, configuration: configuration)
 
-        var template = Array("\(outputDirectory)/.\(outputURL.lastPathComponent).tmp-XXXXXX".utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard fd >= 0 else { throw ArchiveError.io("create output file", path: output, errno: errno) }
-        let temporary = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        // `.<name>.tmp-<pid>-<random>`: the prefix packing leaves out.
+        let (temporary, fd): (String, Int32)
+        switch FileIO.createTemporaryFile(besides: outputURL.path, marker: ".tmp-") {
+        case .success(let created): (temporary, fd) = created
+        case .failure(let error): throw ArchiveError.io("create output file", path: output, errno: error.errno)
+        }
         do throws(ArchiveError) {
             // Hashing and writing the compressed bytes happen on a thread of their own, so the
             // thread feeding zstd's workers hands them the next job without waiting (as zstd's

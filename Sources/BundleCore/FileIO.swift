@@ -11,6 +11,26 @@ public enum FileIO {
         close(fd)
     }
 
+    /// `fsync`s the folder `relative` below the open folder `root` (`""`: `root` itself), never
+    /// following a symlink.
+    /// - Returns: 0, or the `errno` of the open or the `fsync` that failed.
+    public static func syncDirectory(_ relative: String, in root: Int32) -> Int32 {
+        let fd = relative.isEmpty ? dup(root) : openat(root, relative, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { return errno }
+        defer { close(fd) }
+        return fsync(fd) == 0 ? 0 : errno
+    }
+
+    /// Creates a new file named by ``temporaryName(besides:marker:)`` (`O_EXCL`, never an
+    /// existing file or a symlink's target) with `mode`.
+    /// - Returns: its path and descriptor, or the `errno` of the failed `open`.
+    public static func createTemporaryFile(besides path: String, marker: String, mode: mode_t = 0o600) -> Result<(path: String, fd: Int32), FileError> {
+        let temporary = temporaryName(besides: path, marker: marker)
+        let fd = open(temporary, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode)
+        guard fd >= 0 else { return .failure(FileError("create", path: temporary, errno: errno)) }
+        return .success((temporary, fd))
+    }
+
     /// A name for a temporary file or folder beside `path`, unique to this process:
     /// `<folder>/.<name><marker><pid>-<16 random hex digits>`. The pid lets a later process tell
     /// the leftovers of a dead one.
@@ -29,9 +49,11 @@ public enum FileIO {
     /// dirty byte of the file system (on ext4, a whole freshly written bundle).
     /// - Returns: 0, or the `errno` of the step that failed (the temporary file is removed).
     public static func replaceFile(_ path: String, with bytes: [UInt8], temporaryBesides: String? = nil) -> Int32 {
-        let temporary = temporaryName(besides: temporaryBesides ?? path, marker: ".tmp-")
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { return errno }
+        let (temporary, fd): (String, Int32)
+        switch createTemporaryFile(besides: temporaryBesides ?? path, marker: ".tmp-", mode: 0o644) {
+        case .success(let created): (temporary, fd) = created
+        case .failure(let error): return error.errno
+        }
         var failure = bytes.withUnsafeBytes { writeAll(fd, $0) }
         if close(fd) != 0, failure == 0 { failure = errno }
         if failure == 0 { failure = moveIntoPlace(temporary, path) }
