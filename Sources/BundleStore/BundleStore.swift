@@ -315,11 +315,19 @@ public struct BundleStore: Sendable {
     /// The bytes of a side object of the bundle `hash`, or nil when there is none.
     /// - Parameter limit: refuse objects larger than this (`STREAM_LIMIT_EXCEEDED`).
     public func sideObject(_ object: BundleSideObject, of hash: ContentHash, limit: Int) async throws -> [UInt8]? {
+        try await sideObjectWithInfo(object, of: hash, limit: limit)?.bytes
+    }
+
+    /// The bytes of a side object and its info (size, ETag, and when it was written: side objects
+    /// are write-once, so for `bundle.sig` that is when finalize accepted the signatures).
+    public func sideObjectWithInfo(_ object: BundleSideObject, of hash: ContentHash, limit: Int) async throws
+        -> (bytes: [UInt8], info: ObjectInfo)?
+    {
         let key = try sideObjectKey(for: hash, object)
         do {
             let body = try await objects.get(key)
             guard body.info.size <= Int64(limit) else { throw StreamLimitExceeded(limit: limit) }
-            return try await body.stream.collect(upTo: limit)
+            return (try await body.stream.collect(upTo: limit), body.info)
         } catch let error as StoreError where error.code == .storeNotFound {
             return nil
         }
@@ -406,13 +414,23 @@ public struct BundleStore: Sendable {
     /// A session may not grow past ``Configuration/maxBundleBytes``: an append that would is
     /// `STORE_TOO_LARGE`, refused as soon as its length (or its bytes, as they stream) cross the
     /// cap, and the whole session is deleted, so nothing of it is left.
+    ///
+    /// `maxBytes` lowers the cap for this call (a host whose own limit is smaller than the
+    /// store's passes it here). Appending to a committed session is `STORE_UPLOAD_OFFSET_MISMATCH`.
     @discardableResult
-    public func append(uploadID: String, offset: Int64, body: ByteStream, length: Int64? = nil) async throws -> Int64 {
+    public func append(uploadID: String, offset: Int64, body: ByteStream, length: Int64? = nil, maxBytes: Int64? = nil)
+        async throws -> Int64
+    {
         let committed = try await status(uploadID: uploadID)
+        if try await objects.head(committedKey(uploadID)) != nil {
+            throw StoreError(
+                code: .storeUploadOffset, reason: "the upload session is already committed", key: sessionPrefix(uploadID),
+                expected: String(committed), actual: String(offset))
+        }
         guard offset == committed else { throw Self.offsetMismatch(uploadID, expected: committed, actual: offset) }
         let key = sessionPrefix(uploadID) + "chunks/" + Self.offsetName(offset)
         var observed = body
-        if let cap = configuration.maxBundleBytes {
+        if let cap = [maxBytes, configuration.maxBundleBytes].compactMap({ $0 }).min() {
             if let length, length > cap - committed {
                 try? await abort(uploadID: uploadID)
                 throw Self.tooLarge(key: sessionPrefix(uploadID), limit: cap, actual: committed.addingReportingOverflow(length).overflow ? .max : committed + length)
@@ -444,12 +462,14 @@ public struct BundleStore: Sendable {
         return next
     }
 
-    /// The committed offset: the bytes appended so far, in one contiguous run from 0.
+    /// The committed offset: the bytes appended so far, in one contiguous run from 0 (for a
+    /// committed session, the size of its staged bundle).
     public func status(uploadID: String) async throws -> Int64 {
         try Self.validateUploadID(uploadID)
         guard try await objects.head(sessionPrefix(uploadID) + "session.json") != nil else {
             throw StoreError(code: .storeUploadNotFound, reason: "no such upload session", key: sessionPrefix(uploadID))
         }
+        if let staged = try await objects.head(committedKey(uploadID)) { return staged.size }
         var committed: Int64 = 0
         for chunk in try await chunks(of: uploadID) {
             guard chunk.offset == committed, chunk.info.size >= 0 else { break }
@@ -462,6 +482,10 @@ public struct BundleStore: Sendable {
 
     /// Assembles the appended chunks into `<staging>/<uuid>/bundle.tar.zst`, hashing them in the
     /// same pass, checks `expectedSize` and `expectedHash`, and removes the chunks.
+    ///
+    /// Idempotent: committing a committed session (a retry, or the loser of two concurrent
+    /// commits) re-reads the staged bundle and returns it, checked against this call's
+    /// expectations; it never replaces or deletes what the first commit staged.
     public func commit(uploadID: String, expectedSize: Int64? = nil, expectedHash: ContentHash? = nil) async throws -> StagedBundle {
         let committed = try await status(uploadID: uploadID)
         if let expectedSize, expectedSize != committed {
@@ -469,14 +493,23 @@ public struct BundleStore: Sendable {
                 code: .storeSizeMismatch, reason: "the upload does not have the expected size", key: sessionPrefix(uploadID),
                 expected: String(expectedSize), actual: String(committed))
         }
+        if let existing = try await objects.head(committedKey(uploadID)) {
+            return try await alreadyCommitted(existing, uploadID: uploadID, expectedHash: expectedHash)
+        }
         let parts = try await chunks(of: uploadID)
         let objects = self.objects
         let streams = parts.map { part in
             ByteStream(unfolding: LazyObjectStream(objects: objects, key: part.info.key).next)
         }
-        let staged = try await stage(
-            .concatenating(streams), length: committed, key: sessionPrefix(uploadID) + "bundle.tar.zst", maxBytes: nil,
-            uploadID: uploadID)
+        let staged: StagedBundle
+        do {
+            staged = try await stage(
+                .concatenating(streams), length: committed, key: committedKey(uploadID), maxBytes: nil, uploadID: uploadID)
+        } catch let error as StoreError where error.code == .storeAlreadyExists {
+            // A concurrent commit of the same session won; its object is complete once visible.
+            guard let existing = try await objects.head(committedKey(uploadID)) else { throw error }
+            return try await alreadyCommitted(existing, uploadID: uploadID, expectedHash: expectedHash)
+        }
         if let expectedHash {
             do {
                 try Self.check(staged.hash, expected: expectedHash, key: staged.key)
@@ -534,6 +567,20 @@ public struct BundleStore: Sendable {
 
     private func sessionPrefix(_ id: String) -> String { stagingPrefix + id + "/" }
 
+    /// Where a session's committed bundle is staged.
+    private func committedKey(_ id: String) -> String { sessionPrefix(id) + "bundle.tar.zst" }
+
+    /// The staged bundle of a committed session, re-hashed from the store and checked against
+    /// `expectedHash`; a mismatch is refused without touching the object (it belongs to the
+    /// commit that made it).
+    private func alreadyCommitted(_ info: ObjectInfo, uploadID: String, expectedHash: ContentHash?) async throws -> StagedBundle {
+        var hasher = ContentHasher()
+        for try await chunk in try await objects.get(info.key).stream { hasher.update(chunk) }
+        let hash = hasher.finalize()
+        if let expectedHash { try Self.check(hash, expected: expectedHash, key: info.key) }
+        return StagedBundle(uploadID: uploadID, key: info.key, hash: hash, size: hasher.byteCount, etag: info.etag)
+    }
+
     private func newStagingKey() -> String { stagingPrefix + Self.newUploadID() + "/bundle.tar.zst" }
 
     private func chunks(of uploadID: String) async throws -> [(offset: Int64, info: ObjectInfo)] {
@@ -555,6 +602,9 @@ public struct BundleStore: Sendable {
         let info: ObjectInfo
         do {
             info = try await objects.put(key, body: observed, length: length, condition: .createOnly)
+        } catch let error as StoreError where error.code == .storeAlreadyExists {
+            // Someone else's object: a failed create-only write leaves it untouched, and so do we.
+            throw error
         } catch {
             try? await objects.delete(key)
             throw error

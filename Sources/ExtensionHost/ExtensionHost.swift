@@ -278,7 +278,8 @@ extension ExtensionHost {
         -> UploadSessionStatus
     {
         do {
-            let next = try await store.append(uploadID: uploadID, offset: offset, body: body, length: length)
+            let next = try await store.append(
+                uploadID: uploadID, offset: offset, body: body, length: length, maxBytes: configuration.maxBundleBytes)
             return UploadSessionStatus(uploadId: uploadID, offset: next, maxBytes: configuration.maxBundleBytes)
         } catch {
             throw sessionError(error, uploadID)

@@ -179,6 +179,47 @@ import TestSupport
     }
 
     @Test(arguments: Backend.available)
+    func committingASessionAgainKeepsWhatTheFirstCommitStaged(_ backend: Backend) async throws {
+        let fixture = try backend.make()
+        let store = try BundleStore(objects: fixture.store)
+        let bytes = (0..<70_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        // A retry after a commit that succeeded (with or without the size), then two at once.
+        let id = try await store.createUpload()
+        try await store.append(uploadID: id, offset: 0, body: .bytes(bytes))
+        let first = try await store.commit(uploadID: id, expectedSize: Int64(bytes.count))
+        for size in [Int64(bytes.count), nil] {
+            let again = try await store.commit(uploadID: id, expectedSize: size, expectedHash: ContentHash.of(bytes))
+            #expect(again.key == first.key && again.hash == first.hash && again.size == first.size)
+            #expect(try await contents(fixture.store, first.key) == bytes)
+        }
+        #expect(try await store.status(uploadID: id) == Int64(bytes.count))
+        // A retry that expects other bytes is refused and the staged bundle stays.
+        let wrong = await #expect(throws: StoreError.self) { try await store.commit(uploadID: id, expectedHash: ContentHash.of([1])) }
+        #expect(wrong?.code == .storeHashMismatch)
+        let wrongSize = await #expect(throws: StoreError.self) { try await store.commit(uploadID: id, expectedSize: 3) }
+        #expect(wrongSize?.code == .storeSizeMismatch)
+        #expect(try await contents(fixture.store, first.key) == bytes)
+        // Appending to a committed session is refused; the staged bundle stays.
+        let late = await #expect(throws: StoreError.self) {
+            try await store.append(uploadID: id, offset: Int64(bytes.count), body: .bytes([1]))
+        }
+        #expect(late?.code == .storeUploadOffset)
+        let restart = await #expect(throws: StoreError.self) { try await store.append(uploadID: id, offset: 0, body: .bytes([1])) }
+        #expect(restart?.code == .storeUploadOffset)
+        #expect(try await contents(fixture.store, first.key) == bytes)
+
+        let racing = try await store.createUpload()
+        try await store.append(uploadID: racing, offset: 0, body: .bytes(bytes))
+        let results = try await withThrowingTaskGroup(of: StagedBundle.self) { group in
+            for _ in 0..<4 { group.addTask { try await store.commit(uploadID: racing, expectedHash: ContentHash.of(bytes)) } }
+            return try await group.reduce(into: [StagedBundle]()) { $0.append($1) }
+        }
+        #expect(results.count == 4 && Set(results.map(\.hash)) == [ContentHash.of(bytes)])
+        #expect(try await contents(fixture.store, results[0].key) == bytes)
+        #expect(try await store.publish(results[0]).outcome == .stored)
+    }
+
+    @Test(arguments: Backend.available)
     func abortAndSweepNeverTouchCanonicalBundles(_ backend: Backend) async throws {
         let fixture = try backend.make()
         let store = try BundleStore(objects: fixture.store)
