@@ -190,11 +190,9 @@ public enum ArchiveExtractor {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: parent) else { return }
         for name in names where name.utf8.starts(with: ours) {
             // `<pid>-XXXXXX` after the marker.
-            let parts = Array(name.utf8.dropFirst(ours.count)).split(separator: UInt8(ascii: "-"), omittingEmptySubsequences: false)
-            guard parts.count == 2, parts[1].count == 6, let pid = Int32(String(decoding: parts[0], as: UTF8.self)), pid > 0,
-                pid != getpid()
-            else { continue }
-            if kill(pid, 0) == 0 || errno == EPERM { continue }  // still running
+            let rest = name.utf8.dropFirst(ours.count)
+            let parts = rest.split(separator: UInt8(ascii: "-"), omittingEmptySubsequences: false)
+            guard parts.count == 2, parts[1].count == 6, FileIO.temporaryOwnerIsAlive(rest) == false else { continue }
             var info = stat()
             guard lstat(parent + "/" + name, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else { continue }
             removeTree(parent + "/" + name)

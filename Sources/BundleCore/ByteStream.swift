@@ -22,22 +22,26 @@ public struct ByteStream: AsyncSequence, Sendable {
         self.init(unfolding: { try await box.next() })
     }
 
-    /// A stream over bytes already in memory, in chunks of `chunkSize`.
+    /// The chunk sizes streams use: a requested size is clamped into `1...16 MiB`.
+    public static let chunkSizes = 1...(16 << 20)
+
+    /// A stream over bytes already in memory, in chunks of `chunkSize` (clamped to ``chunkSizes``).
     public static func bytes(_ bytes: [UInt8], chunkSize: Int = 1 << 20) -> ByteStream {
+        let chunkSize = chunkSize.clamped(to: chunkSizes)
         let state = LockedValue(0)
         return ByteStream(unfolding: {
-            let start = state.withLock { offset -> Int in
+            let range = state.withLock { offset -> Range<Int> in
                 let start = offset
-                offset = Swift.min(bytes.count, offset + chunkSize)
-                return start
+                offset += Swift.min(chunkSize, bytes.count - offset)
+                return start..<offset
             }
-            guard start < bytes.count else { return nil }
-            return Array(bytes[start..<Swift.min(bytes.count, start + chunkSize)])
+            guard !range.isEmpty else { return nil }
+            return Array(bytes[range])
         })
     }
 
     /// A stream reading the file at `path` from `offset`, `length` bytes (to the end if nil), in
-    /// chunks of `chunkSize`. The file is opened on the first read; a missing file (or a folder)
+    /// chunks of `chunkSize` (clamped to ``chunkSizes``). The file is opened on the first read; a missing file (or a folder)
     /// is a ``FileError`` then. Reads run on ``BlockingIO/shared``, never on the calling task's
     /// thread.
     public static func file(
@@ -183,7 +187,7 @@ final class FileChunkReader: @unchecked Sendable {
         self.path = path
         self.position = offset
         self.remaining = length
-        self.chunkSize = chunkSize
+        self.chunkSize = chunkSize.clamped(to: ByteStream.chunkSizes)
     }
 
     deinit { if fd >= 0 { close(fd) } }
@@ -224,4 +228,9 @@ final class FileChunkReader: @unchecked Sendable {
         if let left = remaining { remaining = left - Int64(chunk.count) }
         return chunk.isEmpty ? nil : chunk
     }
+}
+
+extension Comparable {
+    /// The value, moved into `range` if it lies outside.
+    func clamped(to range: ClosedRange<Self>) -> Self { Swift.min(Swift.max(self, range.lowerBound), range.upperBound) }
 }

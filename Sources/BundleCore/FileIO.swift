@@ -39,22 +39,47 @@ public enum FileIO {
         return folder + "/." + BytePath.lastSegment(path) + marker + uniqueSuffix()
     }
 
+    /// Creates a new file at `path` with `mode` (`O_EXCL`: never over an existing file, never
+    /// through a symlink) holding `bytes`, `fsync`ed when `sync` is set. On failure nothing is
+    /// left at `path` (unless it existed before, `EEXIST`).
+    /// - Returns: 0, or the `errno` of the step that failed.
+    public static func writeNewFile(_ path: String, _ bytes: [UInt8], mode: mode_t, sync: Bool) -> Int32 {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode)
+        guard fd >= 0 else { return errno }
+        var failure = bytes.withUnsafeBytes { writeAll(fd, $0) }
+        if sync, failure == 0, fsync(fd) != 0 { failure = errno }
+        if close(fd) != 0, failure == 0 { failure = errno }
+        if failure != 0 { unlink(path) }
+        return failure
+    }
+
+    /// Whether the process that made a temporary name (its `<pid>-...` part, as
+    /// ``uniqueSuffix()`` and the extraction folders write it) is still running: nil when the
+    /// text does not start with a pid, true for this process, for a live one, and for one that
+    /// cannot be signalled (`EPERM`). Only what a dead process left may be removed.
+    public static func temporaryOwnerIsAlive<Bytes: Collection>(_ pidAndSuffix: Bytes) -> Bool? where Bytes.Element == UInt8 {
+        let digits = pidAndSuffix.prefix { $0 != UInt8(ascii: "-") }
+        guard digits.count < pidAndSuffix.count, let pid = Int32(String(decoding: digits, as: UTF8.self)), pid > 0 else { return nil }
+        return pid == getpid() || kill(pid, 0) == 0 || errno == EPERM
+    }
+
     /// `<pid>-<16 random hex digits>`.
     public static func uniqueSuffix() -> String { "\(getpid())-" + Hex.encode(withUnsafeBytes(of: UInt64.random(in: 0...UInt64.max)) { Array($0) }) }
 
     /// Replaces the file at `path` with `bytes` in one step: they are written to a new file named
     /// by ``temporaryName(besides:marker:)`` beside `temporaryBesides` (default: `path`), mode
     /// 0644, which is then renamed over `path`. A reader sees the old file or the new one, never a
-    /// part. No `fsync`: durability is the caller's choice, and syncing here would wait for every
-    /// dirty byte of the file system (on ext4, a whole freshly written bundle).
+    /// part. No `fsync` unless `sync` is set: durability is the caller's choice, and syncing here
+    /// waits for every dirty byte of the file system (on ext4, a whole freshly written bundle).
     /// - Returns: 0, or the `errno` of the step that failed (the temporary file is removed).
-    public static func replaceFile(_ path: String, with bytes: [UInt8], temporaryBesides: String? = nil) -> Int32 {
+    public static func replaceFile(_ path: String, with bytes: [UInt8], temporaryBesides: String? = nil, sync: Bool = false) -> Int32 {
         let (temporary, fd): (String, Int32)
         switch createTemporaryFile(besides: temporaryBesides ?? path, marker: ".tmp-", mode: 0o644) {
         case .success(let created): (temporary, fd) = created
         case .failure(let error): return error.errno
         }
         var failure = bytes.withUnsafeBytes { writeAll(fd, $0) }
+        if sync, failure == 0, fsync(fd) != 0 { failure = errno }
         if close(fd) != 0, failure == 0 { failure = errno }
         if failure == 0 { failure = moveIntoPlace(temporary, path) }
         if failure != 0 { unlink(temporary) }

@@ -226,7 +226,9 @@ public struct FileSystemObjectStore: ObjectStore {
                     walk(relative: folder, prefix: prefix, into: &keys)
                 }
             case S_IFREG:
-                if BytePath.hasPrefix(key, prefix) { keys.append((key, info)) }
+                // Only what this store could have written: a file a foreign writer left under a
+                // name that breaks the key rules (control characters, `..`) is not listed.
+                if BytePath.hasPrefix(key, prefix), (try? ObjectKey.validate(key)) != nil { keys.append((key, info)) }
             default:
                 continue
             }

@@ -137,6 +137,7 @@ public struct S3ObjectStore: MultipartObjectStore {
         guard configuration.partSize >= 5 << 20 else {
             throw StoreError(code: .storeConfiguration, reason: "partSize must be at least 5 MiB (S3's minimum)")
         }
+        try Self.checkRanges(configuration)
         guard configuration.bucket.utf8.count >= 3, configuration.bucket.utf8.count <= 63,
             configuration.bucket.utf8.allSatisfy({ Self.isNameByte($0) })
         else {
@@ -516,9 +517,30 @@ public struct S3ObjectStore: MultipartObjectStore {
         case stream(HTTPClientRequest.Body)
     }
 
+    /// The numeric settings, checked once so that no request can trap on them.
+    private static func checkRanges(_ configuration: Configuration) throws(StoreError) {
+        func refuse(_ name: String, _ range: String, _ value: String) -> StoreError {
+            StoreError(code: .storeConfiguration, reason: "\(name) must be \(range)", expected: range, actual: value)
+        }
+        guard configuration.partSize <= 5 << 30 else { throw refuse("partSize", "at most 5 GiB (S3's maximum)", "\(configuration.partSize)") }
+        guard (1...256).contains(configuration.partConcurrency) else {
+            throw refuse("partConcurrency", "from 1 to 256", "\(configuration.partConcurrency)")
+        }
+        guard (1...100).contains(configuration.maxAttempts) else { throw refuse("maxAttempts", "from 1 to 100", "\(configuration.maxAttempts)") }
+        guard (1...604_800).contains(configuration.requestTimeout) else {
+            throw refuse("requestTimeout", "from 1 to 604800 seconds", "\(configuration.requestTimeout)")
+        }
+        for (name, value) in [("baseRetryDelay", configuration.baseRetryDelay), ("maxRetryDelay", configuration.maxRetryDelay)] {
+            guard value.isFinite, value >= 0, value <= 3_600 else { throw refuse(name, "from 0 to 3600 seconds", "\(value)") }
+        }
+    }
+
     private func backoff(_ attempt: Int) async throws {
-        let ceiling = min(configuration.maxRetryDelay, configuration.baseRetryDelay * pow(2, Double(attempt - 1)))
-        let delay = Double.random(in: 0...max(ceiling, 0.001))
+        let exponential = configuration.baseRetryDelay * pow(2, Double(min(max(attempt - 1, 0), 62)))
+        var ceiling = min(configuration.maxRetryDelay, exponential)
+        // Whatever the configuration says (NaN, infinity, negative), sleep between 1 ms and an hour.
+        ceiling = ceiling.isNaN ? 0.001 : min(max(ceiling, 0.001), 3_600)
+        let delay = Double.random(in: 0...ceiling)
         try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
     }
 

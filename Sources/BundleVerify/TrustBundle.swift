@@ -23,8 +23,9 @@ public struct TrustedKey: Sendable, Equatable {
     public var notAfter: Date?
     /// The status.
     public var status: Status
-    /// The publishers this key may sign for (compared case-insensitively, as slugs are), or nil
-    /// for any publisher. A bundle whose manifest names another publisher is not verified by
+    /// The publishers this key may sign for (lowercased, as slugs are, then compared as UTF-8
+    /// bytes, as the registry compares slugs: `acmé` in NFC and in NFD are different publishers),
+    /// or nil for any publisher. A bundle whose manifest names another publisher is not verified by
     /// this key (`SIGNATURE_PUBLISHER_MISMATCH` when no other key verifies it).
     public var publishers: Set<String>?
 
@@ -42,8 +43,12 @@ public struct TrustedKey: Sendable, Equatable {
     public func allows(publisher: String?) -> Bool {
         guard let publishers else { return true }
         guard let publisher else { return false }
-        return publishers.contains(publisher.lowercased())
+        let wanted = publisher.lowercased()
+        return publishers.contains { Self.sameBytes($0, wanted) }
     }
+
+    /// Byte equality: Swift's `==` on strings treats canonically equivalent spellings as equal.
+    static func sameBytes(_ a: String, _ b: String) -> Bool { a.utf8.elementsEqual(b.utf8) }
 
     /// The most restrictive combination of two entries for the same key: revoked if either is,
     /// then retired; valid only inside both windows; only for publishers both allow.
@@ -55,7 +60,7 @@ public struct TrustedKey: Sendable, Equatable {
         result.notAfter = [notAfter, other.notAfter].compactMap { $0 }.min()
         switch (publishers, other.publishers) {
         case (nil, let only), (let only, nil): result.publishers = only
-        case (let a?, let b?): result.publishers = a.intersection(b)
+        case (let a?, let b?): result.publishers = a.filter { name in b.contains { Self.sameBytes($0, name) } }
         }
         return result
     }

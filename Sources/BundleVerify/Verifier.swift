@@ -206,7 +206,7 @@ public struct StreamingBundleVerifier: Verifier {
         let archivePublisher = inspector.manifest.flatMap(ManifestValidator.declaredPublisher(in:))
         let publisher = request.publisher ?? archivePublisher
         var publishers = [request.publisher, archivePublisher].compactMap { $0 }
-        if publishers.count == 2, publishers[0].lowercased() == publishers[1].lowercased() { publishers.removeLast() }
+        if publishers.count == 2, TrustedKey.sameBytes(publishers[0].lowercased(), publishers[1].lowercased()) { publishers.removeLast() }
         let verdict = try evaluate(
             request.signatures, digest: hasher.digest256, hash: hash, at: request.publishTime, publishers: publishers)
         return VerifiedBundle(

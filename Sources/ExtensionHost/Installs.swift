@@ -44,7 +44,7 @@ extension ExtensionHost {
                 let name = String(decoding: reference.utf8[reference.utf8.index(after: slash)...], as: UTF8.self)
                 if let record = try await registry.extensionRecord(publisher: publisher, name: name) { return record }
             }
-            let candidates = try await registry.extensions(slug: reference.lowercased())
+            let candidates = try await registry.extensions(slug: ExtensionRecord.normalizeSlug(reference))
             if candidates.count > 1 {
                 throw HostError(
                     .extensionAmbiguous, status: 409, "Several extensions have this slug; name one by its id or PUBLISHER/NAME",

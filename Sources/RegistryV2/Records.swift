@@ -34,11 +34,17 @@ public struct ExtensionRecord: Sendable, Equatable, Codable {
         self.updatedAt = updatedAt ?? createdAt
     }
 
-    /// Alga's slug, `lower(publisher + "." + name)`.
+    /// Alga's slug, `lower(publisher + "." + name)`, in Unicode NFC.
     public var slug: String { Self.slug(publisher: publisher, name: name) }
 
-    /// The slug of a publisher and name.
-    public static func slug(publisher: String, name: String) -> String { (publisher + "." + name).lowercased() }
+    /// The slug of a publisher and name: Alga's `lower(publisher + "." + name)`, then NFC, so that
+    /// spellings that look the same (`é` as one code point or as `e` + U+0301) are one slug and
+    /// a publisher cannot take another's by spelling it differently. For the ASCII and NFC names
+    /// publishers use, it is Alga's slug byte for byte.
+    public static func slug(publisher: String, name: String) -> String { normalizeSlug(publisher + "." + name) }
+
+    /// A slug as typed (`ACME.Pay`, or a decomposed spelling) in the form registries store.
+    public static func normalizeSlug(_ text: String) -> String { text.lowercased().precomposedStringWithCanonicalMapping }
 }
 
 /// An API endpoint of a version: ManifestV2's normalised endpoint (method upper-case, path with

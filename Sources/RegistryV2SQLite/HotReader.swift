@@ -38,7 +38,7 @@ final class HotReader: @unchecked Sendable {
 
     init(path: String, busyTimeout: TimeInterval, maxIdle: Int) {
         self.path = path
-        self.busyTimeoutMilliseconds = Int32(clamping: Int(busyTimeout * 1000))
+        self.busyTimeoutMilliseconds = Int32(SQLiteRegistryBackend.Configuration.milliseconds(busyTimeout))
         self.maxIdle = maxIdle
     }
 

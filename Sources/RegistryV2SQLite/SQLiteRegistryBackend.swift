@@ -23,6 +23,14 @@ public final class SQLiteRegistryBackend: RegistryBackend, Sendable {
             self.busyTimeout = busyTimeout
             self.maximumReaderCount = maximumReaderCount
         }
+
+        /// `seconds` as SQLite's busy timeout in whole milliseconds, within `0...Int32.max`
+        /// (NaN and negative values are 0; infinity and huge values the largest).
+        static func milliseconds(_ seconds: TimeInterval) -> Int32 {
+            let value = seconds * 1_000
+            guard value > 0 else { return 0 }
+            return value >= Double(Int32.max) ? .max : Int32(value)
+        }
     }
 
     /// The database file.
@@ -35,6 +43,9 @@ public final class SQLiteRegistryBackend: RegistryBackend, Sendable {
     ///   opened or migrated.
     public init(path: String, configuration: Configuration = .init()) throws {
         self.path = path
+        var configuration = configuration
+        configuration.busyTimeout = TimeInterval(Configuration.milliseconds(configuration.busyTimeout)) / 1_000
+        configuration.maximumReaderCount = min(max(configuration.maximumReaderCount, 1), 64)
         var config = GRDB.Configuration()
         config.busyMode = .timeout(configuration.busyTimeout)
         config.maximumReaderCount = configuration.maximumReaderCount

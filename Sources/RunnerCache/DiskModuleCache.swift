@@ -36,8 +36,8 @@ public import Foundation
 ///   root may be shared by several processes for reading; fills by two processes of one hash are
 ///   safe (the second rename loses and adopts the first's entry).
 public actor DiskModuleCache: ModuleCache {
-    /// Where a fill gets a bundle's detached signatures.
-    public typealias SignatureSource = @Sendable (ContentHash) async throws -> [DetachedSignature]
+    /// Where a fill gets a bundle's detached signatures and when they were accepted.
+    public typealias SignatureSource = @Sendable (ContentHash) async throws -> PublishedSignatures
 
     /// Settings.
     public struct Configuration: Sendable {
@@ -53,7 +53,7 @@ public actor DiskModuleCache: ModuleCache {
         /// cannot leave a torn entry. Default false (a killed process never leaves one either way).
         public var durable: Bool
         /// Where fills get signatures; nil (the default) reads the `bundle.sig` side object of
-        /// the store (none when it is missing).
+        /// the store (none when it is missing), published when that write-once object was written.
         public var signatures: SignatureSource?
         /// Where metrics go; nil means `MetricsSystem.factory`.
         public var metricsFactory: (any MetricsFactory)?

@@ -126,10 +126,12 @@ enum Filler {
             throw failure(hash, "the bundle could not be fetched", error)
         }
         // After the bundle was found: a hash that is not in the store costs one request.
-        let signatures = try await signatures(of: hash, store: store, verifier: verifier, configuration: configuration)
+        let published = try await signatures(of: hash, store: store, verifier: verifier, configuration: configuration)
         let writer: DirectoryWriter
         do {
-            writer = try DirectoryWriter(root: folder + "/" + DiskLayout.bundleFolder, syncFiles: configuration.durable)
+            let root = folder + "/" + DiskLayout.bundleFolder
+            let durable = configuration.durable
+            writer = try await BlockingIO.shared.run { WriterBox(writer: try DirectoryWriter(root: root, syncFiles: durable)) }.writer
         } catch {
             throw failure(hash, "cannot write the entry", error)
         }
@@ -139,8 +141,8 @@ enum Filler {
             verified = try await verifier.verify(
                 body.stream,
                 request: VerificationRequest(
-                    expectedHash: hash, declaredSize: body.info.size, limits: configuration.limits, signatures: signatures,
-                    requireManifest: false),
+                    expectedHash: hash, declaredSize: body.info.size, limits: configuration.limits, signatures: published.signatures,
+                    publishTime: published.publishedAt ?? Date(), requireManifest: false),
                 visitor: TeeVisitor(writer, hasher))
         } catch let error as VerifyError where error.code == .verifyHashMismatch || error.code == .verifyTruncated {
             throw CacheError(code: .cacheHashMismatch, reason: "the fetched bundle does not hash to its content hash", hash: hash,
@@ -169,16 +171,18 @@ enum Filler {
     }
 
     /// The signatures a fill verifies with: the configured source, else the `bundle.sig` side
-    /// object (none when it is missing).
+    /// object (none when it is missing), published when that write-once object was written.
     private static func signatures(
         of hash: ContentHash, store: BundleStore, verifier: any Verifier, configuration: DiskModuleCache.Configuration
-    ) async throws -> [DetachedSignature] {
+    ) async throws -> PublishedSignatures {
         do {
             if let source = configuration.signatures { return try await source(hash) }
             // Without a trust bundle signatures decide nothing: no round trip for them.
-            if let streaming = verifier as? StreamingBundleVerifier, streaming.trust == nil { return [] }
-            guard let bytes = try await store.sideObject(.signatures, of: hash, limit: SignatureFile.maxBytes) else { return [] }
-            return try SignatureFile.parse(bytes)
+            if let streaming = verifier as? StreamingBundleVerifier, streaming.trust == nil { return PublishedSignatures([]) }
+            guard let side = try await store.sideObjectWithInfo(.signatures, of: hash, limit: SignatureFile.maxBytes) else {
+                return PublishedSignatures([])
+            }
+            return PublishedSignatures(try SignatureFile.parse(side.bytes), publishedAt: side.info.lastModified)
         } catch let error as VerifyError {
             throw CacheError(
                 code: .cacheSignatureRefused, reason: "the bundle's signature file is unusable: \(error.description)", hash: hash,
@@ -266,12 +270,9 @@ enum DiskLayout {
         for name in names {
             let path = root + "/" + name
             if BytePath.hasPrefix(name, ".tmp-") {
-                let parts = name.utf8.split(separator: UInt8(ascii: "-"))
-                if parts.count >= 4, let pid = Int32(String(decoding: parts[2], as: UTF8.self)), pid != getpid(),
-                    kill(pid, 0) == 0 || errno == EPERM
-                {
-                    continue
-                }
+                // `.tmp-<64 hex>-<pid>-<random>`; a name of another shape is not a fill's and goes.
+                let owner = name.utf8.dropFirst(".tmp-".utf8.count + 65)
+                if FileIO.temporaryOwnerIsAlive(owner) == true { continue }
                 try? FileManager.default.removeItem(atPath: path)
             } else if BytePath.hasPrefix(name, ".trash-") {
                 try? FileManager.default.removeItem(atPath: path)
@@ -311,14 +312,9 @@ enum DiskLayout {
 
     /// Writes a new file (refusing to replace one), optionally `fsync`ed.
     static func writeFile(_ path: String, _ bytes: [UInt8], sync: Bool, hash: ContentHash) throws(CacheError) {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o644)
-        guard fd >= 0 else {
-            throw CacheError(code: .cacheFillFailed, reason: "cannot write the entry", hash: hash, path: path, underlying: String(cString: strerror(errno)))
-        }
-        defer { close(fd) }
-        let status = bytes.withUnsafeBytes { FileIO.writeAll(fd, $0) }
-        guard status == 0, !sync || fsync(fd) == 0 else {
-            throw CacheError(code: .cacheFillFailed, reason: "cannot write the entry", hash: hash, path: path, underlying: String(cString: strerror(errno)))
+        let failure = FileIO.writeNewFile(path, bytes, mode: 0o644, sync: sync)
+        guard failure == 0 else {
+            throw CacheError(code: .cacheFillFailed, reason: "cannot write the entry", hash: hash, path: path, underlying: String(cString: strerror(failure)))
         }
     }
 
@@ -333,17 +329,7 @@ enum DiskLayout {
     static func replaceFile(_ path: String, _ bytes: [UInt8], sync: Bool) -> Bool {
         guard let folder = BytePath.parent(path) else { return false }
         mkdir(folder, 0o755)
-        let temporary = FileIO.temporaryName(besides: path, marker: ".tmp-")
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o644)
-        guard fd >= 0 else { return false }
-        let status = bytes.withUnsafeBytes { FileIO.writeAll(fd, $0) }
-        let synced = !sync || fsync(fd) == 0
-        close(fd)
-        guard status == 0, synced, rename(temporary, path) == 0 else {
-            unlink(temporary)
-            return false
-        }
-        return true
+        return FileIO.replaceFile(path, with: bytes, sync: sync) == 0
     }
 
 }

@@ -1,5 +1,6 @@
 public import BundleCore
-import Foundation
+public import BundleVerify
+public import Foundation
 
 /// A runner's local cache of bundles, keyed by content hash.
 ///
@@ -19,6 +20,22 @@ public protocol ModuleCache: Sendable {
     func ensureModuleCached(_ hash: ContentHash) async throws -> ModuleHandle
     /// The bundle's UI root (`ui/`), fetching the bundle on a miss.
     func ensureUiCached(_ hash: ContentHash) async throws -> UIHandle
+}
+
+/// A bundle's detached signatures as a runner checks them: a key's validity window is judged at
+/// the time the bundle was published (so retiring a key, or a certificate running out, does not
+/// strand what it signed while valid); a revocation counts whenever it is made.
+public struct PublishedSignatures: Sendable {
+    /// The signatures finalize accepted.
+    public var signatures: [DetachedSignature]
+    /// When the bundle was published; nil judges validity windows now.
+    public var publishedAt: Date?
+
+    /// Creates a value.
+    public init(_ signatures: [DetachedSignature], publishedAt: Date? = nil) {
+        self.signatures = signatures
+        self.publishedAt = publishedAt
+    }
 }
 
 /// Keeps a cache entry from being evicted while any copy of the value that holds it is alive.

@@ -68,10 +68,13 @@ struct Publish: AsyncParsableCommand {
         guard stat(bundle, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
             throw RefusedInput(message: "BAD_REQUEST: cannot read the bundle file '\(bundle)'")
         }
-        let signatures = try SignatureFile.load(for: bundle, explicit: signature)
-        var manifestJson: String?
-        if let manifest {
-            manifestJson = String(decoding: try BoundedFile.read(manifest, limit: ManifestValidator.Options().maxBytes), as: UTF8.self)
+        let (bundlePath, signaturePath, manifestPath) = (bundle, signature, manifest)
+        let (signatures, manifestJson) = try await BlockingIO.shared.run {
+            let signatures = try SignatureFile.load(for: bundlePath, explicit: signaturePath)
+            let manifestJson = try manifestPath.map {
+                String(decoding: try BoundedFile.read($0, limit: ManifestValidator.Options().maxBytes), as: UTF8.self)
+            }
+            return (signatures, manifestJson)
         }
         let size = Int64(info.st_size)
         let upload = try await host.upload(

@@ -38,18 +38,9 @@ struct Keygen: ParsableCommand {
 
     /// Creates a new file with `mode` (refusing an existing one) and writes `contents`.
     static func create(_ path: String, contents: [UInt8], mode: mode_t) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode)
-        guard fd >= 0 else {
-            if errno == EEXIST { throw RefusedInput(message: "KEY_EXISTS: '\(Printable.escape(path))' exists; not overwriting a key") }
-            throw FileError("create", path: path, errno: errno)
-        }
-        let status = contents.withUnsafeBytes { FileIO.writeAll(fd, $0) }
-        let synced = fsync(fd) == 0
-        close(fd)
-        guard status == 0, synced else {
-            unlink(path)
-            throw FileError("write", path: path, errno: status != 0 ? status : EIO)
-        }
+        let failure = FileIO.writeNewFile(path, contents, mode: mode, sync: true)
+        if failure == EEXIST { throw RefusedInput(message: "KEY_EXISTS: '\(Printable.escape(path))' exists; not overwriting a key") }
+        guard failure == 0 else { throw FileError("create", path: path, errno: failure) }
     }
 }
 
@@ -122,8 +113,10 @@ struct Verify: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let trust = try trustBundle.map { try TrustBundle.load($0) } ?? TrustBundle.fromEnvironment()
-        let signatures = try SignatureFile.load(for: bundle, explicit: signature)
+        let (bundle, signature, trustBundle) = (self.bundle, self.signature, self.trustBundle)
+        let (trust, signatures) = try await BlockingIO.shared.run {
+            (try trustBundle.map { try TrustBundle.load($0) } ?? TrustBundle.fromEnvironment(), try SignatureFile.load(for: bundle, explicit: signature))
+        }
         var info = stat()
         guard stat(bundle, &info) == 0 else { throw RefusedInput(message: "VERIFY_IO: cannot read '\(bundle)'") }
         let request = VerificationRequest(

@@ -103,7 +103,10 @@ struct Store: AsyncParsableCommand {
             // canonical key (and is skipped when already there) instead of staging plus a
             // server-side copy, which rewrites every byte on some servers.
             var knownHash = expected
-            if knownHash == nil, isRegular, options.isRemote { knownHash = try FileHashing.hash(fileAt: file) }
+            if knownHash == nil, isRegular, options.isRemote {
+                let file = file
+                knownHash = try await BlockingIO.shared.run { try FileHashing.hash(fileAt: file) }
+            }
             let stored = try await options.bundleStore().putBundle(
                 .file(at: file), length: isRegular ? Int64(info.st_size) : nil, expected: knownHash, maxBytes: maxBytes)
             Console.out("\(stored.hash.prefixed)  \(stored.outcome.rawValue)")
@@ -130,14 +133,16 @@ struct Store: AsyncParsableCommand {
             let temporary = FileIO.temporaryName(besides: output, marker: ".part-")
             let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
             guard fd >= 0 else { throw FileError("create", path: temporary, errno: errno) }
-            let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+            var isOpen = true
             var hasher = ContentHasher()
             do {
                 for try await chunk in body.stream {
                     hasher.update(chunk)
-                    try handle.write(contentsOf: chunk)
+                    let failure = await BlockingIO.shared.run { chunk.withUnsafeBytes { FileIO.writeAll(fd, $0) } }
+                    guard failure == 0 else { throw FileError("write", path: temporary, errno: failure) }
                 }
-                try handle.close()
+                isOpen = false
+                guard close(fd) == 0 else { throw FileError("close", path: temporary, errno: errno) }
                 guard hasher.finalize() == hash else {
                     throw StoreError(
                         code: .storeCorruptObject, reason: "the stored bundle does not match its hash", key: hash.hex,
@@ -148,7 +153,7 @@ struct Store: AsyncParsableCommand {
                     throw StoreError(code: .storeIO, reason: "cannot move the file into place: \(String(cString: strerror(moved)))", key: output)
                 }
             } catch {
-                try? handle.close()
+                if isOpen { close(fd) }
                 unlink(temporary)
                 throw error
             }

@@ -35,6 +35,21 @@ import TestSupport
         return BytePath.segments(bytes).allSatisfy { !$0.isEmpty && !BytePath.isDotSegment($0) }
     }
 
+    @Test func filesAStoreCouldNotHaveWrittenAreNotListed() async throws {
+        let scratch = try TestSupport.makeTemporaryDirectory("foreign-names")
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let store = try FileSystemObjectStore(root: scratch + "/root")
+        try await store.put("sha256/ok/bundle.tar.zst", bytes: [1], condition: .createOnly)
+        // Written beside it by someone else: control characters, DEL, a backslash-free escape.
+        for name in ["a\nb", "\u{1B}[31mred", "del\u{7F}", "tab\tx"] {
+            let path = scratch + "/root/sha256/ok/" + name
+            #expect(FileManager.default.createFile(atPath: path, contents: Data([2])))
+        }
+        let listed = try await store.listAll(prefix: "").map(\.key)
+        #expect(listed == ["sha256/ok/bundle.tar.zst"])
+        for key in listed { try ObjectKey.validate(key) }
+    }
+
     @Test func acceptedKeysPrefixesAndBasesStayInsideTheRoot() async throws {
         let scratch = try TestSupport.makeTemporaryDirectory("key-property")
         defer { try? FileManager.default.removeItem(atPath: scratch) }

@@ -85,6 +85,16 @@ import TestSupport
         #expect(try await fixture.host.findExtension("acme.pay").id == first.extension.id)
         #expect(try await fixture.host.findExtension("ACME/pay").id == first.extension.id)
         #expect(try await fixture.canonicalKeys().filter { $0.hasSuffix("/bundle.tar.zst") }.count == 2)
+
+        // Spellings that look the same are one slug: `é` as one code point, then as e + U+0301.
+        let composed = try await fixture.publish(try makeBundle(name: "pay", publisher: "Acm\u{E9}", seed: 4))
+        for (publisher, name) in [("acme\u{301}", "pay"), ("ACME\u{301}", "pay"), ("acm\u{E9}", "pay")] {
+            let error = await expectHostError(.extensionSlugConflict, 409) {
+                _ = try await fixture.publish(try makeBundle(name: name, publisher: publisher, seed: 5))
+            }
+            #expect(error?.details["slug"].map { Array($0.utf8) } == Array("acm\u{E9}.pay".utf8))
+        }
+        #expect(try await fixture.host.findExtension("acme\u{301}.pay").id == composed.extension.id)
     }
 
     @Test func anAmbiguousSlugNamesItsCandidates() async throws {
@@ -181,6 +191,40 @@ import TestSupport
         _ = try await big.appendUpload(good.uploadId, offset: Int64(half), body: .bytes(Array(bytes[half...])))
         let committed = try await big.commitUpload(good.uploadId, filename: "b.tar.zst", size: Int64(bytes.count), declaredHash: ContentHash.of(bytes).hex)
         _ = try await big.finalize(FinalizeRequest(key: committed.upload.key, size: Int64(bytes.count)))
+    }
+
+    @Test(arguments: Backend.available)
+    func uploadSessionsAreCappedByTheHostsLimitToo(store backend: Backend) async throws {
+        // The store has no cap of its own (or a larger one): the host's 1,000 bytes still hold.
+        for storeCap in [Int64?.none, 5_000] {
+            let fixture = try HostFixture(store: backend)
+            defer { fixture.cleanup() }
+            let host = ExtensionHost(
+                store: try BundleStore(objects: fixture.objects, configuration: .init(maxBundleBytes: storeCap)), registry: fixture.registry,
+                configuration: .init(maxBundleBytes: 1_000))
+            for length in [Int64(1_200), nil] {
+                let session = try await host.createUpload()
+                #expect(try await host.appendUpload(session.uploadId, offset: 0, body: .bytes([UInt8](repeating: 1, count: 600))).offset == 600)
+                await expectHostError(.bundleTooLarge, 413) {
+                    _ = try await host.appendUpload(
+                        session.uploadId, offset: 600, body: .bytes([UInt8](repeating: 2, count: 600), chunkSize: 100),
+                        length: length.map { $0 - 600 })
+                }
+                #expect(try await fixture.stagingKeys().isEmpty)
+            }
+        }
+    }
+
+    @Test func aCommitRetriedThroughTheHostKeepsTheStagedBundle() async throws {
+        let fixture = try HostFixture()
+        defer { fixture.cleanup() }
+        let bytes = try makeBundle(seed: 12)
+        let session = try await fixture.host.createUpload()
+        _ = try await fixture.host.appendUpload(session.uploadId, offset: 0, body: .bytes(bytes))
+        let first = try await fixture.host.commitUpload(session.uploadId, filename: "b.tar.zst", size: Int64(bytes.count))
+        let again = try await fixture.host.commitUpload(session.uploadId, filename: "b.tar.zst")
+        #expect(again.upload.key == first.upload.key)
+        _ = try await fixture.host.finalize(FinalizeRequest(key: again.upload.key, size: Int64(bytes.count)))
     }
 
     @Test func aWildcardRetryDoesNotCopyOrHashTheBundleAgain() async throws {
@@ -293,6 +337,20 @@ import TestSupport
         let response = await UIAssetResponder(cache: later).respond(to: AssetRequest(extensionID: "x", contentHash: signed.prefixed, path: ""))
         #expect(response.status == 502)
         #expect(response.header("Cache-Control") == "no-store")
+
+        // Validity windows are judged at the publish time (when `bundle.sig` was written), not at
+        // the fill: a key retired after publishing still vouches for what it signed while valid,
+        // and one that only became valid later never does. (S3 dates have whole seconds.)
+        try await Task.sleep(for: .milliseconds(1_500))
+        let afterPublishing = Date().addingTimeInterval(-0.2)
+        let retired = StreamingBundleVerifier(trust: TrustBundle(keys: [TrustedKey(key: key.publicKey, notAfter: afterPublishing)]))
+        let retiredCache = try DiskModuleCache(root: folder + "/retired", store: store, verifier: retired)
+        #expect(try await retiredCache.ensureUiCached(signed).hasIndex)
+        let early = StreamingBundleVerifier(trust: TrustBundle(keys: [TrustedKey(key: key.publicKey, notBefore: afterPublishing)]))
+        let earlyCache = try DiskModuleCache(root: folder + "/early", store: store, verifier: early)
+        let notYet = await #expect(throws: CacheError.self) { try await earlyCache.ensureModuleCached(signed) }
+        #expect(notYet?.underlyingCode == "SIGNATURE_KEY_EXPIRED")
+        #expect(TestSupport.listing(folder + "/early") == [".extbundles-cache"])
     }
 }
 

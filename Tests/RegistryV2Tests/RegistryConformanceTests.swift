@@ -40,4 +40,18 @@ import StoreTestSupport
         let error = #expect(throws: RegistryError.self) { try SQLiteRegistryBackend(path: folder + "/garbage.sqlite") }
         #expect(error?.code == .registryBackend)
     }
+
+    @Test(arguments: [Double.nan, .infinity, -.infinity, -5, 1e300, 0, 0.0005])
+    func anyBusyTimeoutOpensTheRegistry(seconds: Double) async throws {
+        let folder = try TestSupport.makeTemporaryDirectory("sqlite-timeout")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        for readers in [Int.min, -1, 0, Int.max] {
+            let backend = try SQLiteRegistryBackend(
+                path: folder + "/registry-\(readers).sqlite", configuration: .init(busyTimeout: seconds, maximumReaderCount: readers))
+            let record = try await backend.ensureExtension(publisher: "p", name: "n", now: Date())
+            #expect(try await backend.extensionRecord(id: record.id) != nil)
+            #expect(try await backend.installedBundle(tenantID: "t", extensionID: record.id) == nil)
+            try backend.close()
+        }
+    }
 }
