@@ -13,6 +13,10 @@ public struct ArchiveLimits: Sendable, Equatable {
     public var windowLogMax: Int
     /// Largest pax or GNU long-name record, in bytes. Default 1 MiB.
     public var metadataBytes: Int
+    /// Most bytes of pax and GNU long-name records in the whole archive. Default 16 MiB: a pax
+    /// header of a few hundred bytes for each of 10,000 entries fits many times over, while an
+    /// archive cannot make a reader parse a megabyte of records before each of its entries.
+    public var archiveMetadataBytes: Int64
 
     /// Creates limits; every parameter defaults to the documented value.
     public init(
@@ -21,7 +25,8 @@ public struct ArchiveLimits: Sendable, Equatable {
         entryCount: Int = 10_000,
         pathLength: Int = 1_024,
         windowLogMax: Int = 27,
-        metadataBytes: Int = 1 << 20
+        metadataBytes: Int = 1 << 20,
+        archiveMetadataBytes: Int64 = 16 << 20
     ) {
         self.compressedBytes = compressedBytes
         self.decompressedBytes = decompressedBytes
@@ -29,6 +34,7 @@ public struct ArchiveLimits: Sendable, Equatable {
         self.pathLength = pathLength
         self.windowLogMax = windowLogMax
         self.metadataBytes = metadataBytes
+        self.archiveMetadataBytes = archiveMetadataBytes
     }
 
     /// The defaults.

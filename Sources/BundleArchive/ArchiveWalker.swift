@@ -123,12 +123,25 @@ public final class ArchiveWalker: TarParserDelegate {
                 path: header.displayPath, offset: header.offset)
         }
         guard let normalized = try EntryPathRules.normalize(header.rawPath, offset: header.offset) else {
+            // A file named `.`: GNU tar and bsdtar refuse to create it; a directory `./` is the root.
+            guard kind == .directory || header.rawPath.last == BytePath.slash else {
+                throw ArchiveError(
+                    code: .archiveUnsafePath, reason: "a file named like the archive root", path: Printable.escape(bytes: header.rawPath),
+                    offset: header.offset)
+            }
             forwarding = false  // the archive root itself (`./`): nothing to create
             forwardingData = false
             guard header.size == 0 else { throw Self.dataOnNonFile(header, path: ".") }
             return
         }
         if normalized.isDirectory { kind = .directory }  // old tars mark directories only with a trailing slash
+        // GNU tar and bsdtar run as root restore set-user-ID and set-group-ID bits: a bundle file
+        // must never become a privileged program because someone unpacked it.
+        guard kind == .directory || header.mode & 0o6000 == 0 else {
+            throw ArchiveError(
+                code: .archiveUnsupportedEntry, reason: "a file with the set-user-ID or set-group-ID bit (mode \(String(header.mode, radix: 8)))",
+                path: Printable.escape(normalized.path), offset: header.offset)
+        }
         // Tar tools do not skip the "data" of a directory: they read it as the next headers. So a
         // directory that declares data could hide entries that only they would see.
         guard kind == .file || header.size == 0 else { throw Self.dataOnNonFile(header, path: normalized.path) }

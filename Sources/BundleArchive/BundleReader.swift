@@ -42,7 +42,7 @@ public final class BundleReader {
     public init(visitor: any ArchiveVisitor, limits: ArchiveLimits = .default, computeHash: Bool = false) throws(ArchiveError) {
         self.decoder = try ZstdDecoder(windowLogMax: limits.windowLogMax)
         self.walker = ArchiveWalker(visitor: visitor, limits: limits)
-        self.parser = TarParser(delegate: walker, metadataLimit: limits.metadataBytes)
+        self.parser = TarParser(delegate: walker, metadataLimit: limits.metadataBytes, archiveMetadataLimit: limits.archiveMetadataBytes)
         self.limits = limits
         self.hasher = computeHash ? ContentHasher() : nil
     }
@@ -114,7 +114,7 @@ extension BundleReader {
             }
         }
         let walker = ArchiveWalker(visitor: visitor, limits: limits)
-        let parser = TarParser(delegate: walker, metadataLimit: limits.metadataBytes)
+        let parser = TarParser(delegate: walker, metadataLimit: limits.metadataBytes, archiveMetadataLimit: limits.archiveMetadataBytes)
         var failure: ArchiveError?
         do throws(ArchiveError) {
             while let (index, count) = try decoded.next() {
@@ -159,7 +159,7 @@ extension BundleReader {
             }
         }
         let walker = ArchiveWalker(visitor: visitor, limits: limits)
-        let parser = TarParser(delegate: walker, metadataLimit: limits.metadataBytes)
+        let parser = TarParser(delegate: walker, metadataLimit: limits.metadataBytes, archiveMetadataLimit: limits.archiveMetadataBytes)
         var compressedBytes: Int64 = 0
         var failure: ArchiveError?
         do throws(ArchiveError) {

@@ -107,6 +107,9 @@ public final class TarParser {
 
     private unowned let delegate: any TarParserDelegate
     private let metadataLimit: Int
+    private let archiveMetadataLimit: Int64
+    /// Every record byte of the archive so far.
+    private var archiveMetadataBytes: Int64 = 0
     private var state = State.header
     private var block = [UInt8](repeating: 0, count: 512)
     private var blockFill = 0
@@ -125,9 +128,13 @@ public final class TarParser {
     public private(set) var sawEndMarker = false
 
     /// Creates a parser reporting to `delegate` (held unowned: keep it alive while parsing).
-    public init(delegate: any TarParserDelegate, metadataLimit: Int = ArchiveLimits.default.metadataBytes) {
+    public init(
+        delegate: any TarParserDelegate, metadataLimit: Int = ArchiveLimits.default.metadataBytes,
+        archiveMetadataLimit: Int64 = ArchiveLimits.default.archiveMetadataBytes
+    ) {
         self.delegate = delegate
         self.metadataLimit = metadataLimit
+        self.archiveMetadataLimit = archiveMetadataLimit
     }
 
     /// Parses the next piece of the tar stream.
@@ -217,6 +224,11 @@ public final class TarParser {
             raw.withMemoryRebound(to: UInt64.self) { words in words.allSatisfy { $0 == 0 } }
         }
         if isZero {
+            // bsdtar refuses records that no entry follows ("Damaged tar archive").
+            if !pendingRecordTypes.isEmpty || !pendingPax.isEmpty || pendingLongName != nil || pendingLongLink != nil {
+                throw ArchiveError(
+                    code: .tarMalformed, reason: "pax or long-name records with no entry after them", offset: entryStart ?? headerOffset)
+            }
             sawEndMarker = true
             state = .end
             return
@@ -237,6 +249,14 @@ public final class TarParser {
                     actual: pendingMetadataBytes.addingReportingOverflow(size).overflow ? .max : pendingMetadataBytes + size)
             }
             pendingMetadataBytes += size
+            // And all records of the archive together, so that a run of entries each carrying a
+            // megabyte of records cannot cost a reader minutes.
+            guard size <= archiveMetadataLimit - archiveMetadataBytes else {
+                throw ArchiveError.limitExceeded(
+                    "archiveMetadataBytes", limitValue: archiveMetadataLimit,
+                    actual: archiveMetadataBytes.addingReportingOverflow(size).overflow ? .max : archiveMetadataBytes + size)
+            }
+            archiveMetadataBytes += size
             // GNU tar and bsdtar use only the last of several `x` (or `L`, `K`) records before an
             // entry, where merging them would read another entry: one of each, or the archive is refused.
             if typeflag != UInt8(ascii: "g") {
@@ -278,14 +298,24 @@ public final class TarParser {
             entrySize = value
         }
         var mtime = try number(136, 12, field: "mtime", at: headerOffset)
-        if let paxTime = pendingPax["mtime"] {
-            let whole = paxTime.split(separator: UInt8(ascii: "."), maxSplits: 1, omittingEmptySubsequences: false).first ?? []
-            guard let value = Self.decimal(Array(whole)) else {
-                throw ArchiveError(code: .tarMalformed, reason: "pax mtime record is not a number", offset: headerOffset)
+        // GNU tar refuses ("Malformed extended header") numbers it cannot read; so do we.
+        for key in ["atime", "ctime", "mtime"] {
+            guard let text = pendingPax[key] else { continue }
+            guard let value = Self.time(text) else {
+                throw ArchiveError(code: .tarMalformed, reason: "pax \(key) record is not a number", offset: headerOffset)
             }
-            mtime = value
+            if key == "mtime" { mtime = value }
+        }
+        for key in ["uid", "gid"] {
+            guard let text = pendingPax[key] else { continue }
+            guard let value = Self.decimal(text), value >= 0 else {
+                throw ArchiveError(code: .tarMalformed, reason: "pax \(key) record is not a number", offset: headerOffset)
+            }
         }
         let mode = try number(100, 8, field: "mode", at: headerOffset)
+        // Read but unused: GNU tar refuses an archive whose owner fields it cannot read.
+        _ = try number(108, 8, field: "uid", at: headerOffset)
+        _ = try number(116, 8, field: "gid", at: headerOffset)
         let header = TarHeader(
             rawPath: path!, kind: kind, size: entrySize, mode: UInt32(truncatingIfNeeded: mode & 0o7777),
             mtime: mtime, linkName: pendingPax["linkpath"] ?? pendingLongLink ?? field(157, 100),
@@ -343,16 +373,50 @@ public final class TarParser {
         }
     }
 
-    /// Pax keys every tar tool reads the same way (or ignores). `GNU.sparse.*` keys are read
-    /// (they make the entry a sparse file, which is refused with its name); anything else, such
-    /// as `SCHILY.realsize`, could change what another tool extracts.
+    /// Pax keys every tar tool reads the same way (or ignores harmlessly). `GNU.sparse.*` keys are
+    /// read (they make the entry a sparse file, which is refused with its name). Extended
+    /// attributes are accepted only outside the `security.`, `trusted.` and `system.` namespaces:
+    /// bsdtar run as root applies those (file capabilities such as `cap_setuid`, POSIX ACLs),
+    /// GNU tar does not. ACL records (`SCHILY.acl.*`) and file flags (`SCHILY.fflags`, which
+    /// bsdtar turns into immutable or append-only files) are refused for the same reason, and so
+    /// is anything else, such as `SCHILY.realsize`, that could change what another tool extracts.
+    /// A global record may only carry text that changes nothing (git archive's `comment`).
     static func isUnderstoodAlike(_ key: String, global: Bool) -> Bool {
-        let common: Set<String> = ["mtime", "atime", "ctime", "uid", "gid", "uname", "gname", "comment", "charset", "hdrcharset"]
-        if common.contains(key) { return true }
+        let text: Set<String> = ["uname", "gname", "comment", "charset", "hdrcharset"]
+        if text.contains(key) { return true }
         if global { return false }
-        if ["path", "linkpath", "size"].contains(key) { return true }
-        return ["GNU.sparse.", "SCHILY.xattr.", "LIBARCHIVE.xattr.", "SCHILY.acl.", "SCHILY.fflags", "SCHILY.dev", "SCHILY.ino", "SCHILY.nlink", "LIBARCHIVE.creationtime"]
+        if ["path", "linkpath", "size", "mtime", "atime", "ctime", "uid", "gid"].contains(key) { return true }
+        for prefix in ["SCHILY.xattr.", "LIBARCHIVE.xattr."] where key.utf8.starts(with: prefix.utf8) {
+            // LIBARCHIVE.xattr names are percent-encoded: decode before comparing.
+            let name = percentDecoded(Array(key.utf8.dropFirst(prefix.utf8.count)))
+            return !["security.", "trusted.", "system."].contains { name.starts(with: $0.utf8) }
+        }
+        return ["GNU.sparse.", "SCHILY.dev", "SCHILY.ino", "SCHILY.nlink", "LIBARCHIVE.creationtime"]
             .contains { key.utf8.starts(with: $0.utf8) }
+    }
+
+    /// `%XX` escapes decoded (anything else kept as it is).
+    static func percentDecoded(_ bytes: [UInt8]) -> [UInt8] {
+        func hex(_ byte: UInt8) -> UInt8? {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+            default: nil
+            }
+        }
+        var out: [UInt8] = []
+        var index = 0
+        while index < bytes.count {
+            if bytes[index] == UInt8(ascii: "%"), index + 2 < bytes.count, let high = hex(bytes[index + 1]), let low = hex(bytes[index + 2]) {
+                out.append(high << 4 | low)
+                index += 3
+            } else {
+                out.append(bytes[index])
+                index += 1
+            }
+        }
+        return out
     }
 
     static func differentlyRead(_ key: String, global: Bool, offset: Int64) -> ArchiveError {
@@ -447,6 +511,12 @@ public final class TarParser {
             }
             return negative ? -Int64(value) - 1 : Int64(value)
         }
+        // GNU tar skips one leading NUL, then spaces, and refuses a field with nothing after
+        // them ("Blanks in header where numeric value expected"); bsdtar reads 0.
+        let afterNUL = bytes.first == 0 ? bytes.dropFirst() : bytes
+        if !afterNUL.isEmpty, afterNUL.allSatisfy({ $0 == UInt8(ascii: " ") }) {
+            throw ArchiveError(code: .tarMalformed, reason: "the \(name) field is blank", offset: headerOffset)
+        }
         var value: Int64 = 0
         var index = bytes.startIndex
         while index < bytes.endIndex, bytes[index] == UInt8(ascii: " ") { index += 1 }
@@ -465,6 +535,12 @@ public final class TarParser {
             index += 1
         }
         return value
+    }
+
+    /// A pax time, `[-]seconds[.fraction]`, as whole seconds; nil when the seconds are not a
+    /// number (GNU tar and bsdtar both ignore what follows the point).
+    static func time(_ bytes: [UInt8]) -> Int64? {
+        decimal(Array(bytes.split(separator: UInt8(ascii: "."), maxSplits: 1, omittingEmptySubsequences: false).first ?? []))
     }
 
     /// A plain decimal number, optionally negative; nil when it is not one or does not fit an `Int64`.

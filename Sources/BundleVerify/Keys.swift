@@ -26,10 +26,13 @@ public struct PublicKey: Sendable, Equatable {
     }
 
     let material: Material
-    /// The SubjectPublicKeyInfo DER.
+    /// The SubjectPublicKeyInfo DER, in its one canonical encoding (for P-256: the named curve
+    /// and an uncompressed point), whatever encoding it was read from.
     public let spki: [UInt8]
 
-    /// `sha256:<hex of the SPKI DER>`: how signatures name their key.
+    /// `sha256:<hex of the canonical SPKI DER>`: how signatures name their key. One key has one
+    /// id: a P-256 key written with explicit curve parameters gets the id of its named-curve form,
+    /// so a revocation or a validity window listed under either form applies to both.
     public var keyID: String { ContentHash.of(spki).prefixed }
 
     /// The algorithm this key verifies.
@@ -50,12 +53,13 @@ public struct PublicKey: Sendable, Equatable {
                 throw VerifyError(code: .trustBundleInvalid, reason: "invalid Ed25519 public key")
             }
             material = .ed25519(key)
+            self.spki = spki
         } else if let key = try? P256.Signing.PublicKey(derRepresentation: spki) {
             material = .p256(key)
+            self.spki = Array(key.derRepresentation)
         } else {
             throw VerifyError(code: .trustBundleInvalid, reason: "unsupported or malformed public key (Ed25519 and EC P-256 are supported)")
         }
-        self.spki = spki
     }
 
     /// Parses a PEM `PUBLIC KEY` block.

@@ -277,6 +277,98 @@ import TestSupport
         #expect(limited?.code == .archiveLimitExceeded || limited?.code == .tarMalformed)
     }
 
+    /// A run of entries, each with a megabyte of pax records: every record is parsed, so the
+    /// records of the whole archive are bounded too (they were bounded per entry only).
+    @Test func theRecordsOfTheWholeArchiveAreBounded() throws {
+        let records = RawTar.records([("comment", [UInt8](repeating: 0x61, count: 900_000))])
+        var tar: [UInt8] = []
+        for index in 0..<20 { tar += RawTar.pax(records) + RawTar.file("f\(index).txt") }
+        let error = #expect(throws: ArchiveError.self) { try ArchiveFixtures.read(try ArchiveFixtures.compress(tar + RawTar.end)) }
+        #expect(error?.limit == "archiveMetadataBytes")
+        // Global records between entries count as well (they are parsed and dropped).
+        var globals: [UInt8] = []
+        for _ in 0..<20 { globals += RawTar.pax(records, global: true) }
+        let global = #expect(throws: ArchiveError.self) {
+            try ArchiveFixtures.read(try ArchiveFixtures.compress(globals + RawTar.file("a.txt") + RawTar.end))
+        }
+        #expect(global?.limit == "archiveMetadataBytes")
+        // The limit is a setting; 10,000 entries with a pax header each stay far below it.
+        let small = ArchiveLimits(archiveMetadataBytes: 1_000)
+        let tight = #expect(throws: ArchiveError.self) {
+            try ArchiveFixtures.read(try ArchiveFixtures.compress(RawTar.pax(RawTar.records([("comment", [UInt8](repeating: 0x61, count: 2_000))])) + RawTar.file("a") + RawTar.end), limits: small)
+        }
+        #expect(tight?.limit == "archiveMetadataBytes")
+    }
+
+    /// Each of these is accepted by one tar tool and refused (or read differently) by the other;
+    /// a bundle must read the same everywhere, so we refuse them all.
+    @Test func inputsOneTarToolRefusesAreRefused() throws {
+        let scratch = try TestSupport.makeTemporaryDirectory("tool-refusals")
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        func blank(_ offset: Int, _ width: Int) -> [(Int, [UInt8])] { [(offset, [UInt8](repeating: 0x20, count: width))] }
+        let body = RawTar.data(Array("payload\n".utf8))
+        let cases: [(String, [UInt8], ErrorCode?)] = [
+            ("blank size", RawTar.header(name: Array("a.txt".utf8), size: 0, extra: blank(124, 12)), nil),
+            ("blank mode", RawTar.header(name: Array("a.txt".utf8), size: 8, extra: blank(100, 8)) + body, nil),
+            ("blank mtime", RawTar.header(name: Array("a.txt".utf8), size: 8, extra: blank(136, 12)) + body, nil),
+            ("blank uid", RawTar.header(name: Array("a.txt".utf8), size: 8, extra: blank(108, 8)) + body, nil),
+            ("NUL then blanks in gid", RawTar.header(name: Array("a.txt".utf8), size: 8, extra: [(116, [0] + [UInt8](repeating: 0x20, count: 7))]) + body, nil),
+            ("pax atime abc", RawTar.pax(RawTar.records([("atime", Array("abc".utf8))])) + RawTar.file("a.txt"), nil),
+            ("pax ctime x.5", RawTar.pax(RawTar.records([("ctime", Array("x.5".utf8))])) + RawTar.file("a.txt"), nil),
+            ("pax uid abc", RawTar.pax(RawTar.records([("uid", Array("abc".utf8))])) + RawTar.file("a.txt"), nil),
+            ("pax gid -1", RawTar.pax(RawTar.records([("gid", Array("-1".utf8))])) + RawTar.file("a.txt"), nil),
+            ("a file named .", RawTar.header(name: Array(".".utf8), size: 0), .archiveUnsafePath),
+            ("a file named ./.", RawTar.header(name: Array("./.".utf8), size: 0), .archiveUnsafePath),
+            ("a pax record and no entry", RawTar.pax(RawTar.records([("path", Array("b.txt".utf8))])), nil),
+            ("a long name and no entry", RawTar.header(name: Array("././@LongLink".utf8), typeflag: UInt8(ascii: "L"), size: 6) + RawTar.data(Array("b.txt\0".utf8)), nil),
+        ]
+        for (name, body, code) in cases {
+            let tar = RawTar.file("manifest.json", Array("{}".utf8)) + body + RawTar.end
+            let error = #expect(throws: ArchiveError.self, "\(name)") { try ArchiveFixtures.read(try ArchiveFixtures.compress(tar)) }
+            #expect(error?.code == (code ?? .tarMalformed), "\(name): \(String(describing: error))")
+            // And at least one of the tar tools does refuse it (exit status not 0).
+            let path = scratch + "/case.tar"
+            try Data(tar).write(to: URL(fileURLWithPath: path))
+            let target = scratch + "/out"
+            try? FileManager.default.removeItem(atPath: target)
+            try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+            let gnu = try TestSupport.run(["tar", "-xf", path, "-C", target]).status
+            let bsd = try TestSupport.run(["bsdtar", "-xf", path, "-C", target]).status
+            #expect(gnu != 0 || bsd != 0, "\(name): both tools accept it")
+        }
+        // What tools write stays readable: zero-filled (not blank) numbers, pax times with fractions.
+        let fine = RawTar.header(name: Array("a.txt".utf8), size: 8, extra: [(108, [UInt8](repeating: 0, count: 8))]) + body
+            + RawTar.pax(RawTar.records([("mtime", Array("1700000000.123456789".utf8)), ("atime", Array("-5".utf8)), ("uid", Array("1000".utf8))]))
+            + RawTar.file("b.txt") + RawTar.header(name: Array("./".utf8), typeflag: UInt8(ascii: "5"), size: 0) + RawTar.end
+        #expect(try ArchiveFixtures.read(try ArchiveFixtures.compress(fine)).0.entries.map(\.path) == ["a.txt", "b.txt"])
+    }
+
+    /// Metadata that bsdtar run as root applies and GNU tar does not, or that both apply in a
+    /// way that changes what a file may do: capabilities, ACLs, file flags, set-ID bits.
+    @Test func privilegesAndAttributesThatToolsApplyAreRefused() throws {
+        let cases: [(String, [UInt8], ErrorCode)] = [
+            ("security.capability", RawTar.pax(RawTar.records([("SCHILY.xattr.security.capability", [1, 0, 0, 2])])) + RawTar.file("ui/tool"), .tarMalformed),
+            ("trusted xattr", RawTar.pax(RawTar.records([("SCHILY.xattr.trusted.x", [1])])) + RawTar.file("ui/tool"), .tarMalformed),
+            ("system ACL xattr", RawTar.pax(RawTar.records([("LIBARCHIVE.xattr.system.posix_acl_access", Array("AgAAAA==".utf8))])) + RawTar.file("a"), .tarMalformed),
+            ("percent-encoded security", RawTar.pax(RawTar.records([("LIBARCHIVE.xattr.%73ecurity%2Ecapability", Array("AQAAAg==".utf8))])) + RawTar.file("a"), .tarMalformed),
+            ("SCHILY.acl.access", RawTar.pax(RawTar.records([("SCHILY.acl.access", Array("user::rwx,user:65534:rwx".utf8))])) + RawTar.file("a"), .tarMalformed),
+            ("SCHILY.fflags", RawTar.pax(RawTar.records([("SCHILY.fflags", Array("schg".utf8))])) + RawTar.file("a"), .tarMalformed),
+            ("setuid file", RawTar.header(name: Array("ui/tool".utf8), size: 0, mode: 0o4755), .archiveUnsupportedEntry),
+            ("setgid file", RawTar.header(name: Array("ui/tool".utf8), size: 0, mode: 0o2755), .archiveUnsupportedEntry),
+            ("both on a file", RawTar.header(name: Array("ui/tool".utf8), size: 0, mode: 0o6777), .archiveUnsupportedEntry),
+        ]
+        for (name, body, code) in cases {
+            let tar = RawTar.file("manifest.json", Array("{}".utf8)) + body + RawTar.end
+            let error = #expect(throws: ArchiveError.self, "\(name)") { try ArchiveFixtures.read(try ArchiveFixtures.compress(tar)) }
+            #expect(error?.code == code, "\(name): \(String(describing: error))")
+        }
+        // User attributes (macOS tar writes com.apple.* ones) and set-group-ID folders stay accepted.
+        let fine = RawTar.pax(RawTar.records([("LIBARCHIVE.xattr.com.apple.provenance", Array("AQ==".utf8)), ("SCHILY.xattr.user.k", [1])]))
+            + RawTar.file("a.txt") + RawTar.header(name: Array("ui/".utf8), typeflag: UInt8(ascii: "5"), size: 0, mode: 0o2755) + RawTar.end
+        let paths = try ArchiveFixtures.read(try ArchiveFixtures.compress(fine)).0.entries.map(\.path)
+        #expect(paths.first == "a.txt" && paths.count == 2)
+    }
+
     @Test(arguments: [9, 32, -1, 100, 99_999_999_999, Int.min, Int.max])
     func windowLogOutsideItsRangeIsATypedError(windowLog: Int) throws {
         let error = #expect(throws: ArchiveError.self) { try ZstdDecoder(windowLogMax: windowLog) }

@@ -68,6 +68,45 @@ import TestSupport
         #expect(key.notBefore != nil && key.notAfter != nil)
     }
 
+    @Test func aKeyHasOneIdWhateverItsEncoding() async throws {
+        let scratch = try TestSupport.makeTemporaryDirectory("key-encodings")
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        // One P-256 key: named curve, explicit curve parameters, and inside a certificate.
+        try TestSupport.sh(
+            """
+            openssl ecparam -name prime256v1 -genkey -noout -out k.pem 2>/dev/null
+            openssl pkey -in k.pem -pubout -out named.pem 2>/dev/null
+            openssl ec -in k.pem -pubout -param_enc explicit -out explicit.pem 2>/dev/null
+            openssl req -new -x509 -key k.pem -subj /CN=x -days 30 -out cert.pem 2>/dev/null
+            """, cwd: scratch)
+        func read(_ name: String) throws -> String { try String(contentsOfFile: scratch + "/" + name, encoding: .utf8) }
+        let named = try PublicKey(pem: try read("named.pem"))
+        let explicit = try PublicKey(pem: try read("explicit.pem"))
+        #expect(named.keyID == explicit.keyID)
+        #expect(named.spki == explicit.spki)
+        #expect(try TrustBundle.load(scratch + "/cert.pem").keys.keys.first == named.keyID)
+        // Revoked under one encoding, active under the other: revoked, whichever id the signature names.
+        let sample = try SampleBundle("key-encodings-bundle")
+        defer { sample.remove() }
+        let key = try SigningKey(pem: try read("k.pem"))
+        let signed = try signatures(sample.bytes, [key])
+        let explicitID = "sha256:" + (try TestSupport.sh("openssl pkey -pubin -in explicit.pem -outform DER | sha256sum | cut -c1-64", cwd: scratch))
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(explicitID != named.keyID)
+        func json(_ pem: String, _ status: String) -> String { #"{"publicKey":\#(String(reflecting: pem)),"status":"\#(status)"}"# }
+        for entries in [[json(try read("explicit.pem"), "active"), json(try read("named.pem"), "revoked")],
+                        [json(try read("named.pem"), "active"), json(try read("explicit.pem"), "revoked")]] {
+            let trust = try Self.bundle(entries)
+            #expect(trust.keys.count == 1)
+            for keyID in [named.keyID, explicitID, nil] {
+                let renamed = signed.map { DetachedSignature(algorithm: $0.algorithm, keyID: keyID, signature: $0.signature) }
+                await #expect(throws: VerifyError.self) {
+                    try await verify(sample.bytes, trust: trust, .init(signatures: renamed, publishTime: Self.time))
+                }
+            }
+        }
+    }
+
     @Test(arguments: ["2027-01-01T00:00:00.123Z", "2027-01-01T00:00:00Z", "2027-01-01T00:00:00.5+02:00"])
     func datesAsJavaScriptWritesThemAreRead(date: String) throws {
         let key = SigningKey(generating: .ed25519)
