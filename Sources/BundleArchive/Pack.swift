@@ -193,14 +193,7 @@ public enum BundlePacker {
             let type = info.st_mode & S_IFMT
             let isDirectory = type == S_IFDIR
             guard isDirectory || type == S_IFREG else {
-                let what = switch type {
-                case S_IFLNK: "symlink"
-                case S_IFIFO: "fifo"
-                case S_IFSOCK: "socket"
-                case S_IFCHR: "character device"
-                case S_IFBLK: "block device"
-                default: "special file"
-                }
+                let what = FileIO.typeName(info.st_mode)
                 throw ArchiveError(
                     code: .packUnsupportedFile, reason: "cannot pack a \(what): only regular files and folders",
                     path: display)

@@ -130,6 +130,28 @@ public enum Printable {
         return out
     }
 
+    /// JSON text (as an encoder wrote it) made printable while staying valid JSON: DEL, C1
+    /// controls, format, separator, private-use and unassigned characters become `\uXXXX`
+    /// escapes (surrogate pairs above U+FFFF), which JSON allows only inside strings, where an
+    /// encoder puts every such character. Control characters below U+0020 are left alone: the
+    /// encoder has escaped those inside strings, and outside them they are the layout.
+    public static func escapeJSON(_ json: String) -> String {
+        guard json.unicodeScalars.contains(where: { $0.value >= 0x7f && needsEscape($0) }) else { return json }
+        var out = ""
+        out.reserveCapacity(json.utf8.count + 16)
+        for scalar in json.unicodeScalars {
+            guard scalar.value >= 0x7f, needsEscape(scalar) else {
+                out.unicodeScalars.append(scalar)
+                continue
+            }
+            for unit in String(scalar).utf16 {
+                let hex = String(unit, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            }
+        }
+        return out
+    }
+
     /// Raw bytes made printable: valid UTF-8 is escaped as above; every byte of an invalid
     /// sequence is written `\xNN`.
     public static func escape(bytes: [UInt8]) -> String {

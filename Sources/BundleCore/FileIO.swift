@@ -63,6 +63,21 @@ public enum FileIO {
         return pid == getpid() || kill(pid, 0) == 0 || errno == EPERM
     }
 
+    /// What kind of file a `st_mode` describes, in words: `regular file`, `folder`, `symlink`,
+    /// `fifo`, `socket`, `character device`, `block device`, or `special file`.
+    public static func typeName(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFREG: "regular file"
+        case S_IFDIR: "folder"
+        case S_IFLNK: "symlink"
+        case S_IFIFO: "fifo"
+        case S_IFSOCK: "socket"
+        case S_IFCHR: "character device"
+        case S_IFBLK: "block device"
+        default: "special file"
+        }
+    }
+
     /// `<pid>-<16 random hex digits>`.
     public static func uniqueSuffix() -> String { "\(getpid())-" + Hex.encode(withUnsafeBytes(of: UInt64.random(in: 0...UInt64.max)) { Array($0) }) }
 
@@ -179,9 +194,13 @@ public enum BoundedFile {
     /// - Throws: ``TooLarge`` past the limit, ``FileError`` when it cannot be read (a folder, a
     ///   missing file).
     public static func read(_ path: String, limit: Int) throws -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // Opened non-blocking, so a FIFO with no writer cannot hang the open (it then reads as
+        // empty); blocking again for the reads, so a pipe with a writer (`<(...)`) is read whole.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw FileError("open", path: path, errno: errno) }
         defer { close(fd) }
+        let flags = fcntl(fd, F_GETFL)
+        if flags >= 0 { _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) }
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw FileError("stat", path: path, errno: errno) }
         if (info.st_mode & S_IFMT) == S_IFDIR { throw FileError("read", path: path, errno: EISDIR) }

@@ -113,8 +113,14 @@ public struct SigningKey: Sendable {
 
     /// Parses a PEM `PRIVATE KEY` (PKCS#8, Ed25519 or P-256) or `EC PRIVATE KEY` (SEC1) block,
     /// as `openssl genpkey` writes them.
+    /// - Throws: `SIGNING_KEY_INVALID` when the text holds no such key.
     public init(pem: String) throws(VerifyError) {
-        let blocks = try PEM.blocks(in: pem)
+        let blocks: [PEM.Block]
+        do {
+            blocks = try PEM.blocks(in: pem)
+        } catch {
+            throw VerifyError(code: .signingKeyInvalid, reason: "the signing key is not PEM text: \(error.reason)")
+        }
         if let block = blocks.first(where: { $0.label == "PRIVATE KEY" }) {
             if block.der.count == 48, block.der.starts(with: Self.ed25519PKCS8Prefix),
                 let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: block.der.suffix(32))
@@ -132,7 +138,7 @@ public struct SigningKey: Sendable {
             material = .p256(key)
             return
         }
-        throw VerifyError(code: .trustBundleInvalid, reason: "no Ed25519 or P-256 private key in the PEM text")
+        throw VerifyError(code: .signingKeyInvalid, reason: "no Ed25519 or P-256 private key in the PEM text")
     }
 
     /// PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), readable by openssl.

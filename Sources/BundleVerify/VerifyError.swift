@@ -63,4 +63,6 @@ extension ErrorCode {
     public static let signatureUnsupported: ErrorCode = "SIGNATURE_UNSUPPORTED_ALGORITHM"
     /// A key or trust bundle (PEM, JSON) is malformed or of an unsupported kind.
     public static let trustBundleInvalid: ErrorCode = "TRUST_BUNDLE_INVALID"
+    /// A private signing key (PEM) is malformed or of an unsupported kind.
+    public static let signingKeyInvalid: ErrorCode = "SIGNING_KEY_INVALID"
 }

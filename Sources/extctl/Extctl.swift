@@ -85,7 +85,8 @@ enum Console {
     static func json(_ value: some Encodable) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        // JSON escapes control characters itself; its line breaks are the layout.
-        block(String(decoding: try encoder.encode(value), as: UTF8.self))
+        // The encoder escapes control characters; what else is not printable gets JSON's own
+        // `\uXXXX` escapes, so the output stays JSON that any parser reads.
+        print(Printable.escapeJSON(String(decoding: try encoder.encode(value), as: UTF8.self)))
     }
 }

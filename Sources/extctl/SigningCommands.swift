@@ -65,10 +65,7 @@ struct Sign: ParsableCommand {
         let hash = hasher.finalize()
         let signature = try signingKey.sign(digest: hasher.digest256, hash: hash)
         let path = output ?? bundle + ".sig"
-        var all: [DetachedSignature] = []
-        if access(path, F_OK) == 0 {
-            all = try SignatureFile.load(path).filter { $0.keyID != signature.keyID }
-        }
+        var all = (try SignatureFile.loadExisting(path) ?? []).filter { $0.keyID != signature.keyID }
         all.append(signature)
         // The temporary file has the bundle's temporary prefix, which packing leaves out.
         let failure = FileIO.replaceFile(path, with: SignatureFile.encode(all), temporaryBesides: output == nil ? bundle : path)
@@ -142,8 +139,24 @@ struct Verify: AsyncParsableCommand {
 extension SignatureFile {
     /// The signatures of `bundle`: from `explicit` when given, else from `BUNDLE.sig` when it
     /// exists, else none.
+    /// The signatures of `bundle`: from `explicit` when given, else from `BUNDLE.sig` when that
+    /// exists, which must then be a regular file (a FIFO or a device found there by accident is
+    /// refused, never waited on or read without end).
     static func load(for bundle: String, explicit: String?) throws -> [DetachedSignature] {
-        guard let path = explicit ?? (FileManager.default.fileExists(atPath: bundle + ".sig") ? bundle + ".sig" : nil) else { return [] }
+        if let explicit { return try load(explicit) }
+        return try loadExisting(bundle + ".sig") ?? []
+    }
+
+    /// The signatures in the signature file at `path`, nil when there is none; a file that is
+    /// there but not a regular file is refused.
+    static func loadExisting(_ path: String) throws -> [DetachedSignature]? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            throw VerifyError(
+                code: .signatureMalformed, reason: "the signature file '\(Printable.escape(path))' is not a regular file",
+                actual: FileIO.typeName(info.st_mode))
+        }
         return try load(path)
     }
 }

@@ -7,6 +7,12 @@ func extctl(_ arguments: String..., cwd: String? = nil, environment: [String: St
     try TestSupport.run([TestSupport.extctl] + arguments, cwd: cwd, environment: environment)
 }
 
+/// Runs the built `extctl` with an argument list.
+@discardableResult
+func extctl(_ arguments: [String], cwd: String? = nil, environment: [String: String] = [:]) throws -> ProcessResult {
+    try TestSupport.run([TestSupport.extctl] + arguments, cwd: cwd, environment: environment)
+}
+
 /// A temporary folder removed at the end of the test.
 final class Scratch {
     let path: String

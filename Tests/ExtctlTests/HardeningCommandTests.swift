@@ -106,6 +106,23 @@ import TestSupport
         #expect(result.status == 0, "\(result.stderr)")
         #expect(!result.stdout.unicodeScalars.contains { $0.value == 0x1b || $0.value == 0x202e }, "\(result.stdout.debugDescription)")
         #expect(result.stdout.contains("\\u{1B}[31mred") && result.stdout.contains("ui/\\u{202E}manifest.js"))
+        // `--json` stays JSON: Python reads it back, names and texts intact, nothing raw printed.
+        try TestSupport.write(Array(#"{"name":"a\#u{200B}b\#u{E000}","publisher":"p\#u{85}q\#u{1F600}","version":"1.0.0","runtime":"wasm-js@1"}"#.utf8), to: "tree/manifest.json", in: scratch.path)
+        try TestSupport.write(Array("x".utf8), to: "tree/ui/\u{202E}\u{2028}.txt", in: scratch.path)
+        #expect(try extctl("pack", scratch("tree"), "-o", scratch("p.tar.zst"), "--level", "1").status == 0)
+        for arguments in [["inspect", scratch("b.tar.zst"), "--json"], ["inspect", scratch("p.tar.zst"), "--json"], ["verify", scratch("p.tar.zst"), "--json"]] {
+            let json = try extctl(arguments)
+            #expect(json.status == 0, "\(arguments): \(json.stderr)")
+            #expect(!json.stdout.unicodeScalars.contains { [0x1b, 0x202e, 0x200b, 0xe000, 0x85, 0x2028].contains($0.value) }, "\(json.stdout.debugDescription)")
+            let parsed = try TestSupport.run(["python3", "-c", "import json,sys; d=json.load(sys.stdin); print(ascii(d))"], stdin: Data(json.stdout.utf8))
+            #expect(parsed.status == 0, "\(arguments): \(parsed.stderr)")
+            if arguments[0] == "inspect", arguments[1].hasSuffix("p.tar.zst") {
+                #expect(parsed.stdout.contains(#"ui/\u202e\u2028.txt"#), "\(parsed.stdout)")
+            }
+            if arguments[0] == "inspect", arguments[1].hasSuffix("p.tar.zst") {
+                #expect(parsed.stdout.contains(#"a\u200bb\ue000"#) && parsed.stdout.contains(#"p\x85q\U0001f600"#), "\(parsed.stdout)")
+            }
+        }
     }
 
     @Test func signingThenPackingAgainKeepsTheBundle() throws {
@@ -235,6 +252,44 @@ import TestSupport
             let many = try extctl("verify", scratch("b.tar.zst"), "--signature", scratch("many.sig"))
             #expect(many.status == 1 && many.stderr.contains("SIGNATURE_MALFORMED"), "\(count): \(many.stderr)")
             #expect(many.stderr.contains(count == 100 ? "more than 64 signatures" : "larger than"), "\(count): \(many.stderr)")
+        }
+    }
+
+    /// A FIFO (or a device) where a side file is looked up or named never hangs a command: the
+    /// implicit `BUNDLE.sig` must be a regular file, and named inputs are opened without waiting
+    /// for a writer.
+    @Test func aFIFOWhereAFileIsReadNeverHangs() throws {
+        let scratch = try Scratch("fifo")
+        try TestSupport.write(Array(#"{"name":"a"}"#.utf8), to: "tree/manifest.json", in: scratch.path)
+        #expect(try extctl("pack", scratch("tree"), "-o", scratch("b.tar.zst"), "--level", "1").status == 0)
+        #expect(try extctl("keygen", "-o", scratch("k.pem")).status == 0)
+        try TestSupport.sh("mkfifo b.tar.zst.sig other.fifo", cwd: scratch.path)
+        for arguments in [
+            ["verify", scratch("b.tar.zst")], ["sign", scratch("b.tar.zst"), "--key", scratch("k.pem")],
+            ["publish", scratch("b.tar.zst"), "--data", scratch("data")],
+        ] {
+            let result = try TestSupport.run(["timeout", "20", TestSupport.extctl] + arguments)
+            #expect(result.status == 1, "\(arguments): \(result.status) \(result.stderr)")
+            #expect(result.stderr.contains("SIGNATURE_MALFORMED") && result.stderr.contains("not a regular file"), "\(arguments): \(result.stderr)")
+        }
+        try FileManager.default.removeItem(atPath: scratch("b.tar.zst.sig"))
+        for (arguments, code) in [
+            (["verify", scratch("b.tar.zst"), "--trust-bundle", scratch("other.fifo")], "TRUST_BUNDLE_INVALID"),
+            (["verify", scratch("b.tar.zst"), "--signature", scratch("other.fifo")], "SIGNATURE_MALFORMED"),
+            (["manifest", "validate", scratch("other.fifo")], "Unexpected end of JSON input"),
+        ] {
+            let result = try TestSupport.run(["timeout", "20", TestSupport.extctl] + arguments)
+            #expect(result.status == 1, "\(arguments): \(result.status) \(result.stderr)")
+            #expect((result.stdout + result.stderr).contains(code), "\(arguments): \(result.stdout) \(result.stderr)")
+        }
+        // A pipe with a writer is still read whole.
+        let piped = try TestSupport.run(["bash", "-c", "timeout 20 '\(TestSupport.extctl)' manifest validate <(cat tree/manifest.json)"], cwd: scratch.path)
+        #expect(piped.status != 124, "\(piped.stderr)")
+        #expect(!(piped.stdout + piped.stderr).contains("empty"), "\(piped.stdout) \(piped.stderr)")
+        // A file that is not a private key is named as one.
+        for key in [scratch("tree/manifest.json"), scratch("k.pub.pem")] {
+            let bad = try extctl("sign", scratch("b.tar.zst"), "--key", key)
+            #expect(bad.status == 1 && bad.stderr.contains("SIGNING_KEY_INVALID"), "\(bad.stderr)")
         }
     }
 }
