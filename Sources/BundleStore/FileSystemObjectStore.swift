@@ -20,9 +20,21 @@ public struct FileSystemObjectStore: ObjectStore {
     public let root: String
 
     /// Opens (and creates, if needed) the store at `root`.
+    /// - Throws: `STORE_IO` naming the folder when it cannot be created or is not a folder.
     public init(root: String) throws {
         let path = BytePath.trimmingTrailingSlashes(root)
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        // `mkdir -p`, one folder at a time, so a failure names its cause.
+        var folder = path.utf8.first == BytePath.slash ? "" : "."
+        for component in BytePath.segments(path.utf8) where !component.isEmpty {
+            folder += "/" + String(decoding: component, as: UTF8.self)
+            if mkdir(folder, 0o755) == 0 || errno == EEXIST { continue }
+            throw StoreError(
+                code: .storeIO, reason: "cannot create the store folder: \(String(cString: strerror(errno)))", key: Printable.escape(folder))
+        }
+        var info = stat()
+        guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
+            throw StoreError(code: .storeIO, reason: "the store root is not a folder", key: Printable.escape(path))
+        }
         self.root = path
     }
 
@@ -38,7 +50,8 @@ public struct FileSystemObjectStore: ObjectStore {
     /// The object's info from `stat`.
     public func head(_ key: String) async throws -> ObjectInfo? {
         let path = try path(for: key)
-        return try await BlockingIO.shared.run { try Self.statInfo(path, key: key) }
+        let root = self.root
+        return try await BlockingIO.shared.run { try Self.statInfo(path, key: key, root: root) }
     }
 
     /// Streams the file (or a range) in 1 MiB chunks.
@@ -94,7 +107,7 @@ public struct FileSystemObjectStore: ObjectStore {
         }
         return try await BlockingIO.shared.run {
             try store.publish(temporary, at: path, key: key, condition: condition)
-            guard let info = try Self.statInfo(path, key: key) else { throw StoreError.notFound(key) }
+            guard let info = try Self.statInfo(path, key: key, root: store.root) else { throw StoreError.notFound(key) }
             return info
         }
     }
@@ -121,6 +134,7 @@ public struct FileSystemObjectStore: ObjectStore {
         var linkSource = sourcePath
         var sourceFD: Int32 = -1
         defer { if sourceFD >= 0 { close(sourceFD) } }
+        guard Self.foldersAreReal(of: source, root: root) else { throw StoreError.notFound(source) }
         if let sourceETag {
             sourceFD = open(sourcePath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
             guard sourceFD >= 0 else { throw StoreError.sourceChanged(source, expected: sourceETag, actual: nil) }
@@ -130,7 +144,7 @@ public struct FileSystemObjectStore: ObjectStore {
             guard actual == sourceETag else { throw StoreError.sourceChanged(source, expected: sourceETag, actual: actual) }
             linkSource = "/proc/self/fd/\(sourceFD)"
         } else {
-            guard try Self.statInfo(sourcePath, key: source) != nil else { throw StoreError.notFound(source) }
+            guard try Self.statInfo(sourcePath, key: source, root: root) != nil else { throw StoreError.notFound(source) }
         }
         let temporary = Self.temporaryName(besides: destinationPath)
         var attempts = 0
@@ -144,7 +158,7 @@ public struct FileSystemObjectStore: ObjectStore {
             throw Self.io("link", key: destination)
         }
         try publish(temporary, at: destinationPath, key: destination, condition: condition)
-        guard let info = try Self.statInfo(destinationPath, key: destination) else { throw StoreError.notFound(destination) }
+        guard let info = try Self.statInfo(destinationPath, key: destination, root: root) else { throw StoreError.notFound(destination) }
         return info
     }
 
@@ -153,6 +167,8 @@ public struct FileSystemObjectStore: ObjectStore {
         let path = try path(for: key)
         let store = self
         try await BlockingIO.shared.run {
+            // Never through a symlinked folder: that would delete outside the root.
+            guard Self.foldersAreReal(of: key, root: store.root) else { return }
             guard unlink(path) == 0 || errno == ENOENT || errno == ENOTDIR else { throw Self.io("unlink", key: key) }
             store.pruneEmptyFolders(above: path)
         }
@@ -174,7 +190,10 @@ public struct FileSystemObjectStore: ObjectStore {
             // The folder part of the prefix (up to its last `/` byte) is where the walk starts.
             let directory = BytePath.parent(prefix).map { $0 + "/" } ?? ""
             var keys: [(String, stat)] = []
-            store.walk(relative: directory, prefix: prefix, into: &keys)
+            // The walk meets folders with lstat; the folder it starts in is checked the same way.
+            if Self.foldersAreReal(of: directory + "x", root: store.root) {
+                store.walk(relative: directory, prefix: prefix, into: &keys)
+            }
             var infos: [[UInt8]: (String, stat)] = [:]
             for (key, info) in keys where infos[BytePath.key(key)] == nil { infos[BytePath.key(key)] = (key, info) }
             let page = ObjectKey.page(infos.values.map(\.0), after: continuation, limit: limit)
@@ -202,14 +221,30 @@ public struct FileSystemObjectStore: ObjectStore {
 
     // MARK: - Helpers
 
-    private static func statInfo(_ path: String, key: String) throws(StoreError) -> ObjectInfo? {
+    /// The object at `path` (the file of `key`): a regular file reached through real folders only.
+    /// A symlink, as the object or as any folder above it, is not an object of this store: it
+    /// would lead outside the root.
+    private static func statInfo(_ path: String, key: String, root: String) throws(StoreError) -> ObjectInfo? {
+        guard foldersAreReal(of: key, root: root) else { return nil }
         var info = stat()
-        guard stat(path, &info) == 0 else {
+        guard lstat(path, &info) == 0 else {
             if errno == ENOENT || errno == ENOTDIR { return nil }
             throw io("stat", key: key)
         }
         guard (info.st_mode & S_IFMT) == S_IFREG else { return nil }
         return objectInfo(key: key, info)
+    }
+
+    /// Whether every folder above `key` that exists is a real folder (not a symlink or a file).
+    static func foldersAreReal(of key: String, root: String) -> Bool {
+        var folder = root
+        for component in BytePath.segments(key.utf8).dropLast() {
+            folder += "/" + String(decoding: component, as: UTF8.self)
+            var info = stat()
+            guard lstat(folder, &info) == 0 else { return true }  // missing: nothing to follow below
+            guard (info.st_mode & S_IFMT) == S_IFDIR else { return false }
+        }
+        return true
     }
 
     private func walk(relative: String, prefix: String, into keys: inout [(String, stat)]) {

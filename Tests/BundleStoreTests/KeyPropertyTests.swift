@@ -50,6 +50,54 @@ import TestSupport
         for key in listed { try ObjectKey.validate(key) }
     }
 
+    /// A symlink planted in the store (as a folder or as an object) never leads a read, a
+    /// listing, a copy or a delete outside the root.
+    @Test func symlinksInTheStoreLeadNowhere() async throws {
+        let scratch = try TestSupport.makeTemporaryDirectory("store-symlinks")
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let store = try FileSystemObjectStore(root: scratch + "/root")
+        try TestSupport.sh(
+            """
+            mkdir -p outside/sub root/sha256/real && echo secret > outside/sub/passwd && echo secret > outside/file
+            ln -s ../../outside root/sha256/evil && ln -s ../../../outside/file root/sha256/real/link.bin
+            """, cwd: scratch)
+        try await store.put("sha256/real/ok.bin", bytes: [1], condition: .createOnly)
+        for prefix in ["", "sha256/", "sha256/evil/", "sha256/evil/sub/", "sha256/evil", "sha256/real/"] {
+            let listed = try await store.listAll(prefix: prefix).map(\.key)
+            #expect(listed.allSatisfy { $0 == "sha256/real/ok.bin" }, "\(prefix): \(listed)")
+        }
+        for key in ["sha256/evil/sub/passwd", "sha256/evil/file", "sha256/real/link.bin"] {
+            #expect(try await store.head(key) == nil, "\(key)")
+            let error = await #expect(throws: StoreError.self) { _ = try await store.get(key) }
+            #expect(error?.code == .storeNotFound, "\(key)")
+            let copied = await #expect(throws: StoreError.self) {
+                try await store.copy(from: key, to: "sha256/stolen/\(BytePath.lastSegment(key))", condition: .createOnly, sourceETag: nil)
+            }
+            #expect(copied?.code == .storeNotFound, "\(key)")
+            try await store.delete(key)
+            if key.hasSuffix("link.bin") {
+                // The link is a name inside the root: a write replaces the link, not its target.
+                try await store.put(key, bytes: [9], condition: .unconditional)
+                #expect(try await contents(store, key) == [9])
+            } else {
+                await #expect(throws: StoreError.self, "\(key)") { try await store.put(key, bytes: [9], condition: .unconditional) }
+            }
+        }
+        #expect(try String(contentsOfFile: scratch + "/outside/sub/passwd", encoding: .utf8) == "secret\n")
+        #expect(try String(contentsOfFile: scratch + "/outside/file", encoding: .utf8) == "secret\n")
+        #expect(TestSupport.listing(scratch + "/outside/sub") == ["passwd"])
+    }
+
+    @Test func aStoreRootThatCannotBeAFolderIsATypedError() throws {
+        let scratch = try TestSupport.makeTemporaryDirectory("store-root")
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        FileManager.default.createFile(atPath: scratch + "/file", contents: Data([1]))
+        for root in ["/dev/null/store", scratch + "/file", scratch + "/file/below", "/proc/version"] {
+            let error = #expect(throws: StoreError.self) { _ = try FileSystemObjectStore(root: root) }
+            #expect(error?.code == .storeIO, "\(root): \(String(describing: error))")
+        }
+    }
+
     @Test func acceptedKeysPrefixesAndBasesStayInsideTheRoot() async throws {
         let scratch = try TestSupport.makeTemporaryDirectory("key-property")
         defer { try? FileManager.default.removeItem(atPath: scratch) }
