@@ -48,6 +48,16 @@ public enum BundlePacker {
             self.limits = limits
             self.excluding = excluding
         }
+
+        /// Leaves out a bundle file and everything packing or signing writes beside it: its
+        /// `.sha256` and `.sig` sidecars and the temporary files of an interrupted pack. ``pack``
+        /// does this for its own output; a tool adds its default output too, so an old bundle
+        /// there is never packed into a new one written elsewhere.
+        public mutating func leaveOut(output path: String) {
+            let resolved = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath()
+            excluding.formUnion([resolved.path] + BundlePacker.sidecarSuffixes.map { resolved.path + $0 })
+            excludingPrefixes.append(BytePath.key(resolved.deletingLastPathComponent().path + "/." + resolved.lastPathComponent + ".tmp-"))
+        }
     }
 
     struct SourceEntry {
@@ -67,19 +77,14 @@ public enum BundlePacker {
         try configuration.zstd.validate()
         let outputURL = URL(fileURLWithPath: output).standardizedFileURL
         let outputDirectory = outputURL.deletingLastPathComponent().path
-        do {
-            try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
-        } catch {
-            throw ArchiveError.io("create output folder", path: outputDirectory, errno: EACCES)
+        if let failure = FileIO.makeDirectories(outputDirectory) {
+            throw ArchiveError.io("create output folder", path: failure.folder, errno: failure.errno)
         }
         var configuration = configuration
         // The output and every file pack or sign writes beside it (the `.sha256` and `.sig`
         // sidecars, the temporary file of an interrupted pack) stay out of the bundle, so packing
         // again after signing gives the same bytes.
-        let resolved = outputURL.resolvingSymlinksInPath()
-        configuration.excluding.formUnion([resolved.path] + sidecarSuffixes.map { resolved.path + $0 })
-        configuration.excludingPrefixes.append(
-            BytePath.key(resolved.deletingLastPathComponent().path + "/." + resolved.lastPathComponent + ".tmp-"))
+        configuration.leaveOut(output: outputURL.path)
         let entries = try scan(directory, configuration: configuration)
 
         // `.<name>.tmp-<pid>-<random>`: the prefix packing leaves out.
@@ -131,6 +136,8 @@ public enum BundlePacker {
 
     /// The files `pack` and `sign` write beside a bundle: `<bundle>.sha256` and `<bundle>.sig`.
     public static let sidecarSuffixes = [".sha256", ".sig"]
+    /// Where `alga pack` and `extctl pack` write by default, inside the folder packed.
+    public static let defaultOutput = "dist/bundle.tar.zst"
 
     // MARK: - Scanning
 

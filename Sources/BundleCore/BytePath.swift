@@ -106,15 +106,20 @@ public enum BytePath {
 /// so a hostile name cannot move the cursor, colour a terminal or hide part of a line.
 public enum Printable {
     /// `text` with non-printable scalars escaped.
-    /// - Parameter keepingLayout: leave line feeds and tabs (and backslashes) as they are, for
-    ///   multi-line text shown as text (a manifest); everything else is still escaped.
-    public static func escape(_ text: String, keepingLayout: Bool = false) -> String {
-        guard text.unicodeScalars.contains(where: { needsEscape($0) || (!keepingLayout && $0 == "\\") }) else { return text }
+    /// - Parameters:
+    ///   - keepingLayout: leave line feeds and tabs (and backslashes) as they are, for
+    ///     multi-line text shown as text (a manifest); everything else is still escaped.
+    ///   - escapingBackslashes: write a backslash as `\\` (the default), so an escape can be
+    ///     told from the same characters typed; false for text whose parts were escaped already
+    ///     (an error's description), which would otherwise be escaped twice.
+    public static func escape(_ text: String, keepingLayout: Bool = false, escapingBackslashes: Bool = true) -> String {
+        let keepBackslash = keepingLayout || !escapingBackslashes
+        guard text.unicodeScalars.contains(where: { needsEscape($0) || (!keepBackslash && $0 == "\\") }) else { return text }
         var out = ""
         out.reserveCapacity(text.utf8.count + 8)
         for scalar in text.unicodeScalars {
             switch scalar {
-            case "\n" where keepingLayout, "\t" where keepingLayout, "\\" where keepingLayout: out.unicodeScalars.append(scalar)
+            case "\n" where keepingLayout, "\t" where keepingLayout, "\\" where keepBackslash: out.unicodeScalars.append(scalar)
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"

@@ -63,6 +63,23 @@ public enum FileIO {
         return pid == getpid() || kill(pid, 0) == 0 || errno == EPERM
     }
 
+    /// `mkdir -p`: creates `path` and the folders above it (mode 0755), one at a time, so a
+    /// failure names its cause.
+    /// - Returns: nil, or the folder that could not be made and the `errno` (`ENOTDIR` when it
+    ///   exists but is not a folder).
+    public static func makeDirectories(_ path: String) -> (folder: String, errno: Int32)? {
+        var folder = path.utf8.first == BytePath.slash ? "" : "."
+        for component in BytePath.segments(path.utf8) where !component.isEmpty {
+            folder += "/" + String(decoding: component, as: UTF8.self)
+            if mkdir(folder, 0o755) == 0 { continue }
+            let code = errno
+            var info = stat()
+            if code == EEXIST, stat(folder, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR { continue }
+            return (folder, code == EEXIST ? ENOTDIR : code)
+        }
+        return nil
+    }
+
     /// What kind of file a `st_mode` describes, in words: `regular file`, `folder`, `symlink`,
     /// `fifo`, `socket`, `character device`, `block device`, or `special file`.
     public static func typeName(_ mode: mode_t) -> String {

@@ -23,13 +23,10 @@ public struct FileSystemObjectStore: ObjectStore {
     /// - Throws: `STORE_IO` naming the folder when it cannot be created or is not a folder.
     public init(root: String) throws {
         let path = BytePath.trimmingTrailingSlashes(root)
-        // `mkdir -p`, one folder at a time, so a failure names its cause.
-        var folder = path.utf8.first == BytePath.slash ? "" : "."
-        for component in BytePath.segments(path.utf8) where !component.isEmpty {
-            folder += "/" + String(decoding: component, as: UTF8.self)
-            if mkdir(folder, 0o755) == 0 || errno == EEXIST { continue }
+        if let failure = FileIO.makeDirectories(path) {
             throw StoreError(
-                code: .storeIO, reason: "cannot create the store folder: \(String(cString: strerror(errno)))", key: Printable.escape(folder))
+                code: .storeIO, reason: "cannot create the store folder: \(String(cString: strerror(failure.errno)))",
+                key: Printable.escape(failure.folder))
         }
         var info = stat()
         guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {

@@ -279,10 +279,22 @@ extension ExtensionHost {
         return ValidatedManifest(manifest: manifest, publisher: publisher, bytes: bytes)
     }
 
-    /// Stage 5: the extension record, refusing a new extension whose slug is another's.
+    /// Stage 5: the extension record, refusing a new extension whose slug is another's, or
+    /// whose publisher lies inside another publisher's namespace.
+    ///
+    /// Slugs join publisher and name with a dot, and both may hold dots, so publisher `acme.pay`
+    /// with name `x` and publisher `acme` with name `pay.x` share the slug `acme.pay.x`. A
+    /// publisher owns the slugs that start with its own slug and a dot: a new extension of a
+    /// publisher named `<existing publisher>.<more>` is refused, so nobody can take the slugs
+    /// of a publisher that is already here.
     func ensureExtension(_ manifest: ValidatedManifest) async throws(HostError) -> ExtensionRecord {
         do {
+            if try await registry.extensionRecord(publisher: manifest.publisher, name: manifest.manifest.name) == nil {
+                try await checkPublisherNamespace(manifest.publisher)
+            }
             return try await registry.ensureExtension(publisher: manifest.publisher, name: manifest.manifest.name, now: now())
+        } catch let error as HostError {
+            throw error
         } catch let error as RegistryError where error.code == .registryConflict && error.constraint == "slug" {
             let slug = ExtensionRecord.slug(publisher: manifest.publisher, name: manifest.manifest.name)
             throw HostError(
@@ -291,6 +303,20 @@ extension ExtensionHost {
                 details: ["slug": slug, "publisher": manifest.publisher, "name": manifest.manifest.name])
         } catch {
             throw registryFailure(error)
+        }
+    }
+
+    /// Refuses a publisher whose slug starts with another publisher's slug and a dot.
+    func checkPublisherNamespace(_ publisher: String) async throws {
+        let own = Array(ExtensionRecord.normalizeSlug(publisher).utf8)
+        guard own.contains(UInt8(ascii: ".")) else { return }
+        for record in try await registry.extensions() {
+            let other = Array(ExtensionRecord.normalizeSlug(record.publisher).utf8)
+            guard other != own, own.starts(with: other + [UInt8(ascii: ".")]) else { continue }
+            throw HostError(
+                .extensionSlugConflict, status: 409,
+                "The publisher \"\(Printable.escape(publisher))\" lies inside the namespace of the publisher \"\(Printable.escape(record.publisher))\"; publish under that publisher or another name",
+                details: ["publisher": publisher, "owner": record.publisher])
         }
     }
 

@@ -31,7 +31,7 @@ struct Pack: ParsableCommand {
     }
 
     func run() throws {
-        let output = self.output ?? (directory as NSString).appendingPathComponent("dist/bundle.tar.zst")
+        let output = self.output ?? (directory as NSString).appendingPathComponent(BundlePacker.defaultOutput)
         var mtime: Int64 = 0
         if let epoch = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"], !epoch.isEmpty {
             guard let value = Int64(epoch), value >= 0 else {
@@ -39,8 +39,11 @@ struct Pack: ParsableCommand {
             }
             mtime = value
         }
-        let configuration = BundlePacker.Configuration(
+        var configuration = BundlePacker.Configuration(
             zstd: .init(level: level, workers: threads, checksum: true), mtime: mtime)
+        // The default output and its sidecars stay out even when -o writes elsewhere: an old
+        // bundle in dist/ is never packed into the new one.
+        configuration.leaveOut(output: (directory as NSString).appendingPathComponent(BundlePacker.defaultOutput))
         let result = try BundlePacker.pack(directory: directory, to: output, configuration: configuration)
         Console.out("\(result.contentHash.prefixed)  \(output)")
     }

@@ -67,7 +67,8 @@ struct RefusedInput: Error {
 /// the terminal raw, so no input can forge a line of output.
 enum Console {
     static func error(_ text: String) {
-        FileHandle.standardError.write(Data(("extctl: " + Printable.escape(text) + "\n").utf8))
+        // Library errors escape what they quote; escape what is still raw, not their escapes again.
+        FileHandle.standardError.write(Data(("extctl: " + Printable.escape(text, escapingBackslashes: false) + "\n").utf8))
     }
 
     /// One line of output.

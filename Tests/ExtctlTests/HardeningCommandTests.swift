@@ -139,6 +139,12 @@ import TestSupport
         #expect(second.stdout.prefix(71) == first.stdout.prefix(71), "\(second.stdout) vs \(first.stdout)")
         let verified = try extctl("verify", scratch("ext/dist/bundle.tar.zst"), "--trust-bundle", scratch("k.pub.pem"))
         #expect(verified.status == 0, "\(verified.stderr)")
+        // Packed elsewhere, the bundle in dist/ (and its sidecars) still stays out.
+        let elsewhere = try extctl("pack", scratch("ext"), "--level", "1", "-o", scratch("out/b.tar.zst"))
+        #expect(elsewhere.stdout.prefix(71) == first.stdout.prefix(71), "\(elsewhere.stdout) vs \(first.stdout)")
+        // An output folder that cannot be made names the real cause.
+        let blocked = try extctl("pack", scratch("ext"), "-o", scratch("ext/manifest.json/x.tar.zst"))
+        #expect(blocked.status == 1 && blocked.stderr.contains("Not a directory"), "\(blocked.stderr)")
     }
 
     @Test func packRefusesWhatReadingWouldRefuse() throws {
@@ -291,5 +297,16 @@ import TestSupport
             let bad = try extctl("sign", scratch("b.tar.zst"), "--key", key)
             #expect(bad.status == 1 && bad.stderr.contains("SIGNING_KEY_INVALID"), "\(bad.stderr)")
         }
+    }
+
+    /// An error quoting a hostile name escapes it once: `ui/a\nb`, not `ui/a\\nb`.
+    @Test func errorsEscapeWhatTheyQuoteOnce() throws {
+        let scratch = try Scratch("escape-once")
+        try Self.craft(scratch, name: "ui/a\nb\u{1B}.txt")
+        let result = try extctl("verify", scratch("bad.tar.zst"))
+        #expect(result.status == 1)
+        #expect(result.stderr.contains(#"ui/a\nb\u{1B}.txt"#), "\(result.stderr)")
+        #expect(!result.stderr.contains(#"\\n"#) && !result.stderr.contains("\u{1B}"), "\(result.stderr)")
+        #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr.debugDescription)")
     }
 }

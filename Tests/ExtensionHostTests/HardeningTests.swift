@@ -95,6 +95,20 @@ import TestSupport
             #expect(error?.details["slug"].map { Array($0.utf8) } == Array("acm\u{E9}.pay".utf8))
         }
         #expect(try await fixture.host.findExtension("acme\u{301}.pay").id == composed.extension.id)
+
+        // Dots: `acme.pay2` + `x` would share the slug `acme.pay2.x` with `acme` + `pay2.x`. A
+        // publisher owns the slugs under its own: a new publisher inside its namespace is refused.
+        for publisher in ["acme.pay2", "ACME.deep.er", "Acm\u{E9}.x"] {
+            let error = await expectHostError(.extensionSlugConflict, 409) {
+                _ = try await fixture.publish(try makeBundle(name: "x", publisher: publisher, seed: 6))
+            }
+            #expect(error?.details["owner"] != nil, "\(publisher)")
+        }
+        #expect(try await fixture.registry.extensions().count == 2)
+        // Its owner may use it, and names that merely start alike are other publishers.
+        _ = try await fixture.publish(try makeBundle(name: "pay2.x", publisher: "acme", seed: 7))
+        _ = try await fixture.publish(try makeBundle(name: "x", publisher: "acmex.pay", seed: 8))
+        #expect(try await fixture.host.findExtension("acme.pay2.x").publisher == "acme")
     }
 
     @Test func anAmbiguousSlugNamesItsCandidates() async throws {
