@@ -91,6 +91,22 @@ public struct ByteStream: AsyncSequence, Sendable {
         return ByteStream(unfolding: { try await state.next(check) })
     }
 
+    /// Reads the first non-empty chunk now and returns a stream of the same bytes: a body that
+    /// fails before its first byte fails here, before a request is started for it (some S3
+    /// servers store an empty object for a PUT whose connection closes before any body byte).
+    /// Nil when the stream is empty.
+    public func startingWithFirstChunk() async throws -> ByteStream? {
+        let source = IteratorBox(makeAsyncIterator())
+        var first: [UInt8]?
+        repeat { first = try await source.next() } while first?.isEmpty == true
+        guard let first else { return nil }
+        let pending = LockedValue<[UInt8]?>(first)
+        return ByteStream(unfolding: {
+            if let chunk = pending.withLock({ value -> [UInt8]? in defer { value = nil }; return value }) { return chunk }
+            return try await source.next()
+        })
+    }
+
     /// The streams one after the other.
     public static func concatenating(_ streams: [ByteStream]) -> ByteStream {
         let state = LockedValue((index: 0, iterator: streams.first.map { IteratorBox($0.makeAsyncIterator()) }))

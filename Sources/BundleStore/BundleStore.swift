@@ -505,8 +505,9 @@ public struct BundleStore: Sendable {
         do {
             staged = try await stage(
                 .concatenating(streams), length: committed, key: committedKey(uploadID), maxBytes: nil, uploadID: uploadID)
-        } catch let error as StoreError where error.code == .storeAlreadyExists {
-            // A concurrent commit of the same session won; its object is complete once visible.
+        } catch {
+            // A concurrent commit of the same session won (our write found its object, or its
+            // removal of the chunks cut our read short); its object is complete once visible.
             guard let existing = try await objects.head(committedKey(uploadID)) else { throw error }
             return try await alreadyCommitted(existing, uploadID: uploadID, expectedHash: expectedHash)
         }
@@ -600,15 +601,9 @@ public struct BundleStore: Sendable {
         var observed = Self.counting(body, into: hasher, key: key, maxBytes: maxBytes)
         if let check { observed = observed.checkingBeforeEnd { try check(hasher.withLock { $0 }) } }
         let info: ObjectInfo
-        do {
-            info = try await objects.put(key, body: observed, length: length, condition: .createOnly)
-        } catch let error as StoreError where error.code == .storeAlreadyExists {
-            // Someone else's object: a failed create-only write leaves it untouched, and so do we.
-            throw error
-        } catch {
-            try? await objects.delete(key)
-            throw error
-        }
+        // Create-only, so a failed write leaves nothing (the store's contract) and whatever is at
+        // `key` then belongs to someone else: it is never deleted here.
+        info = try await objects.put(key, body: observed, length: length, condition: .createOnly)
         let (hash, size) = hasher.withLock { ($0.finalize(), $0.byteCount) }
         let id = uploadID ?? BytePath.segments(key.utf8.dropFirst(stagingPrefix.utf8.count)).first.map { String(decoding: $0, as: UTF8.self) } ?? ""
         return StagedBundle(uploadID: id, key: key, hash: hash, size: size, etag: info.etag)

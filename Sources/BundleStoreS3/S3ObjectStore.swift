@@ -208,10 +208,16 @@ public struct S3ObjectStore: MultipartObjectStore {
     @discardableResult
     public func put(_ key: String, body: ByteStream, length: Int64?, condition: WriteCondition) async throws -> ObjectInfo {
         try ObjectKey.validate(key)
+        // The server takes the first `length` bytes as the whole object: a body that is longer
+        // must fail before its last byte is sent, one that is shorter before its end is.
+        let body = length.map { Self.exactly(body, length: $0, key: key) } ?? body
         if let length, length <= configuration.multipartThreshold {
             var headers = [AWSSigV4.Parameter("Content-Length", String(length))]
             if condition == .createOnly { headers.append(.init("If-None-Match", "*")) }
-            let sequence = BufferSequence(base: body)
+            // No request before the body's first byte is in hand (or the body is known empty):
+            // SeaweedFS stores an empty object when a PUT ends before any body byte.
+            let started = try await body.startingWithFirstChunk() ?? .bytes([])
+            let sequence = BufferSequence(base: started)
             let response = try await send(
                 "PUT", key: key, headers: headers, body: .stream(.stream(sequence, length: .known(length))),
                 payloadHash: AWSSigV4.unsignedPayload, retryable: false)
@@ -219,6 +225,26 @@ public struct S3ObjectStore: MultipartObjectStore {
         }
         if condition == .createOnly, try await head(key) != nil { throw StoreError.alreadyExists(key) }
         return try await multipartPut(key, body: body, condition: condition)
+    }
+
+    /// `body`, failing with `STORE_SIZE_MISMATCH` as soon as it passes `length` bytes, and
+    /// holding its last chunk back until it is known to end at exactly `length`.
+    static func exactly(_ body: ByteStream, length: Int64, key: String) -> ByteStream {
+        let seen = LockedValue<Int64>(0)
+        @Sendable func mismatch(_ actual: String) -> StoreError {
+            StoreError(
+                code: .storeSizeMismatch, reason: "the body does not have the declared length", key: key, expected: String(length), actual: actual)
+        }
+        return body.observing { chunk in
+            let total = seen.withLock { value -> Int64 in
+                value += Int64(chunk.count)
+                return value
+            }
+            if total > length { throw mismatch("more than \(length)") }
+        }.checkingBeforeEnd {
+            let total = seen.withLock { $0 }
+            if total != length { throw mismatch(String(total)) }
+        }
     }
 
     /// CopyObject, with `If-None-Match: *` for create-only copies.

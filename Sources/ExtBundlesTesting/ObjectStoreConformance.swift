@@ -139,6 +139,14 @@ public struct ObjectStoreConformance: Sendable {
             try await store.put("short/key", body: .bytes([1, 2, 3]), length: 10, condition: .createOnly)
         }
         #expect(try await store.head("short/key") == nil)
+        // And one longer than its declared length (in one chunk, and with the extra in a chunk
+        // of its own): the store must not take the first `length` bytes as the whole object.
+        for body in [ByteStream.bytes([1, 2, 3, 4, 5, 6, 7]), .bytes([1, 2, 3, 4, 5, 6, 7], chunkSize: 3), .bytes(Array(repeating: 7, count: 100_000), chunkSize: 10_000)] {
+            await #expect(throws: (any Error).self) {
+                try await store.put("long/key", body: body, length: 6, condition: .createOnly)
+            }
+            #expect(try await store.head("long/key") == nil)
+        }
         #expect(try await store.listAll(prefix: "").isEmpty)
     }
 

@@ -248,12 +248,18 @@ public struct RegistryConformance: Sendable {
 
     func identityIsBytes(_ registry: any RegistryBackend, reopen: @Sendable () async throws -> any RegistryBackend) async throws {
         let now = Date(timeIntervalSince1970: 1_800_000_000)
-        // NFC and NFD spellings are different publishers (and different slugs), as in a database.
+        // NFC and NFD spellings are different publishers, as in a database; but slugs are NFC, so
+        // a look-alike extension is refused by the slug rule, and found by either spelling.
         let composed = try await registry.ensureExtension(publisher: "caf\u{E9}", name: "x", now: now)
-        let decomposed = try await registry.ensureExtension(publisher: "cafe\u{301}", name: "x", now: now)
-        #expect(composed.id != decomposed.id)
+        let lookAlike = await #expect(throws: RegistryError.self) {
+            _ = try await registry.ensureExtension(publisher: "cafe\u{301}", name: "x", now: now)
+        }
+        #expect(lookAlike?.code == .registryConflict && lookAlike?.constraint == "slug")
         #expect(try await registry.extensionRecord(publisher: "caf\u{E9}", name: "x")?.id == composed.id)
-        #expect(try await registry.extensionRecord(publisher: "cafe\u{301}", name: "x")?.id == decomposed.id)
+        #expect(try await registry.extensionRecord(publisher: "cafe\u{301}", name: "x") == nil)
+        #expect(try await registry.extensions(slug: ExtensionRecord.normalizeSlug("CAFE\u{301}.X")).map(\.id) == [composed.id])
+        let decomposed = try await registry.ensureExtension(publisher: "cafe\u{301}", name: "y", now: now)
+        #expect(decomposed.publisher.utf8.elementsEqual("cafe\u{301}".utf8) && decomposed.id != composed.id)
         let (version, bundle) = Self.sampleVersion(composed.id, "1.0.0", seed: 40)
         try await registry.insertVersion(version, bundle: bundle)
         let install = InstallRecord(tenantID: "t\u{E9}", extensionID: composed.id, versionID: version.id)
