@@ -96,7 +96,7 @@ let package = Package(
         .target(
             name: "RunnerCache",
             dependencies: [
-                "BundleCore", "BundleArchive", "BundleStore", "BundleVerify",
+                "BundleCore", "BundleArchive", "BundleStore", "BundleVerify", "ManifestV2",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             swiftSettings: swiftSettings

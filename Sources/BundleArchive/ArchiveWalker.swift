@@ -98,6 +98,8 @@ public final class ArchiveWalker: TarParserDelegate {
     private var forwardingData = false
     /// Entries accepted so far (files and directories).
     public private(set) var entryCount = 0
+    /// Root entries (`./`) seen: nothing to create, but read all the same.
+    private var rootEntries = 0
 
     /// Creates a walker that forwards to `visitor` (held strongly).
     public init(visitor: any ArchiveVisitor, limits: ArchiveLimits = .default) {
@@ -132,6 +134,12 @@ public final class ArchiveWalker: TarParserDelegate {
             forwarding = false  // the archive root itself (`./`): nothing to create
             forwardingData = false
             guard header.size == 0 else { throw Self.dataOnNonFile(header, path: ".") }
+            // Still an entry to read: a flood of them counts against the limit like any other.
+            rootEntries += 1
+            guard entryCount + rootEntries <= limits.entryCount else {
+                throw ArchiveError.limitExceeded(
+                    "entryCount", limitValue: Int64(limits.entryCount), actual: Int64(entryCount + rootEntries), path: ".")
+            }
             return
         }
         if normalized.isDirectory { kind = .directory }  // old tars mark directories only with a trailing slash
@@ -146,7 +154,7 @@ public final class ArchiveWalker: TarParserDelegate {
         // directory that declares data could hide entries that only they would see.
         guard kind == .file || header.size == 0 else { throw Self.dataOnNonFile(header, path: normalized.path) }
         entryCount += 1
-        guard entryCount <= limits.entryCount else {
+        guard entryCount + rootEntries <= limits.entryCount else {
             throw ArchiveError.limitExceeded(
                 "entryCount", limitValue: Int64(limits.entryCount), actual: Int64(entryCount), path: Printable.escape(normalized.path))
         }

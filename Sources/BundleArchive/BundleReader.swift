@@ -85,7 +85,7 @@ extension BundleReader {
         fileAt path: String, visitor: any ArchiveVisitor, limits: ArchiveLimits = .default, computeHash: Bool = false,
         lightVisitor: Bool = false
     ) throws(ArchiveError) -> BundleReadSummary {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = FileIO.openForReading(path)
         guard fd >= 0 else { throw ArchiveError.io("open", path: path, errno: errno) }
         defer { close(fd) }
         var info = stat()

@@ -11,7 +11,7 @@ public enum FileHashing {
     /// A hasher that has read the whole file at `path` (for its ``BundleCore/ContentHasher/digest256``
     /// as well as its hash).
     public static func hasher(fileAt path: String) throws(ArchiveError) -> ContentHasher {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = FileIO.openForReading(path)
         guard fd >= 0 else { throw ArchiveError.io("open", path: path, errno: errno) }
         defer { close(fd) }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)

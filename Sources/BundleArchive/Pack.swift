@@ -75,17 +75,22 @@ public enum BundlePacker {
         directory: String, to output: String, configuration: Configuration = .init()
     ) throws(ArchiveError) -> PackResult {
         try configuration.zstd.validate()
+        if let kind = FileIO.nonFileAt(output) {
+            throw ArchiveError(code: .archiveIO, reason: "the output is a \(kind), not a file; it is never replaced", path: Printable.escape(output))
+        }
         let outputURL = URL(fileURLWithPath: output).standardizedFileURL
         let outputDirectory = outputURL.deletingLastPathComponent().path
-        if let failure = FileIO.makeDirectories(outputDirectory) {
-            throw ArchiveError.io("create output folder", path: failure.folder, errno: failure.errno)
-        }
         var configuration = configuration
         // The output and every file pack or sign writes beside it (the `.sha256` and `.sig`
         // sidecars, the temporary file of an interrupted pack) stay out of the bundle, so packing
         // again after signing gives the same bytes.
         configuration.leaveOut(output: outputURL.path)
+        // The tree is read before the output folder is made, so a new `dist/` is not in it (and
+        // a missing tree is refused before anything is created).
         let entries = try scan(directory, configuration: configuration)
+        if let failure = FileIO.makeDirectories(outputDirectory) {
+            throw ArchiveError.io("create output folder", path: failure.folder, errno: failure.errno)
+        }
 
         // `.<name>.tmp-<pid>-<random>`: the prefix packing leaves out.
         let (temporary, fd): (String, Int32)
@@ -172,9 +177,14 @@ public enum BundlePacker {
         return entries
     }
 
+    /// Adds the entries under `absolute`; returns whether something in it was left out. A
+    /// folder that holds nothing but what is left out (`dist/` with only the old bundle and its
+    /// sidecars) is left out too, so packing gives the same bytes whether or not it exists.
+    @discardableResult
     private static func scanDirectory(
         _ absolute: String, relative: [UInt8], into entries: inout [SourceEntry], configuration: Configuration
-    ) throws(ArchiveError) {
+    ) throws(ArchiveError) -> Bool {
+        var leftOut = false
         guard let dir = opendir(absolute) else { throw ArchiveError.io("open directory", path: absolute, errno: errno) }
         defer { closedir(dir) }
         var names: [[UInt8]] = []
@@ -193,6 +203,7 @@ public enum BundlePacker {
             }
             let childAbsolute = String(decoding: absoluteBytes, as: UTF8.self)
             if excluded.contains(absoluteBytes) || configuration.excludingPrefixes.contains(where: { absoluteBytes.starts(with: $0) }) {
+                leftOut = true
                 continue
             }
             var info = stat()
@@ -224,9 +235,16 @@ public enum BundlePacker {
                     "entryCount", limitValue: Int64(configuration.limits.entryCount), actual: Int64(entries.count))
             }
             if isDirectory {
-                try scanDirectory(childAbsolute, relative: relativePath, into: &entries, configuration: configuration)
+                let folderIndex = entries.count - 1
+                if try scanDirectory(childAbsolute, relative: relativePath, into: &entries, configuration: configuration),
+                    entries.count == folderIndex + 1
+                {
+                    entries.removeLast()
+                    leftOut = true
+                }
             }
         }
+        return leftOut
     }
 
     // MARK: - Writing

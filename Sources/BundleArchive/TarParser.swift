@@ -110,6 +110,8 @@ public final class TarParser {
     private let archiveMetadataLimit: Int64
     /// Every record byte of the archive so far.
     private var archiveMetadataBytes: Int64 = 0
+    /// Pax and long-name headers since the last entry.
+    private var specialHeadersInARow = 0
     private var state = State.header
     private var block = [UInt8](repeating: 0, count: 512)
     private var blockFill = 0
@@ -249,14 +251,23 @@ public final class TarParser {
                     actual: pendingMetadataBytes.addingReportingOverflow(size).overflow ? .max : pendingMetadataBytes + size)
             }
             pendingMetadataBytes += size
-            // And all records of the archive together, so that a run of entries each carrying a
-            // megabyte of records cannot cost a reader minutes.
-            guard size <= archiveMetadataLimit - archiveMetadataBytes else {
+            // bsdtar refuses 32 special headers in a row ("Too many special headers"); so do we,
+            // which also bounds the empty records a header flood could repeat between entries.
+            specialHeadersInARow += 1
+            guard specialHeadersInARow < 32 else {
+                throw ArchiveError(
+                    code: .tarMalformed, reason: "32 pax or long-name headers in a row (bsdtar refuses them)", offset: headerOffset)
+            }
+            // And all records of the archive together, each header counted as at least its own
+            // block, so that a run of entries each carrying a megabyte of records (or a flood of
+            // empty ones) cannot cost a reader minutes.
+            let cost = max(size, 512)
+            guard cost <= archiveMetadataLimit - archiveMetadataBytes else {
                 throw ArchiveError.limitExceeded(
                     "archiveMetadataBytes", limitValue: archiveMetadataLimit,
-                    actual: archiveMetadataBytes.addingReportingOverflow(size).overflow ? .max : archiveMetadataBytes + size)
+                    actual: archiveMetadataBytes.addingReportingOverflow(cost).overflow ? .max : archiveMetadataBytes + cost)
             }
-            archiveMetadataBytes += size
+            archiveMetadataBytes += cost
             // GNU tar and bsdtar use only the last of several `x` (or `L`, `K`) records before an
             // entry, where merging them would read another entry: one of each, or the archive is refused.
             if typeflag != UInt8(ascii: "g") {
@@ -308,8 +319,8 @@ public final class TarParser {
         }
         for key in ["uid", "gid"] {
             guard let text = pendingPax[key] else { continue }
-            guard let value = Self.decimal(text), value >= 0 else {
-                throw ArchiveError(code: .tarMalformed, reason: "pax \(key) record is not a number", offset: headerOffset)
+            guard let value = Self.decimal(text), (0...Int64(UInt32.max)).contains(value) else {
+                throw ArchiveError(code: .tarMalformed, reason: "pax \(key) record is not a number from 0 to 4294967295", offset: headerOffset)
             }
         }
         let mode = try number(100, 8, field: "mode", at: headerOffset)
@@ -322,6 +333,7 @@ public final class TarParser {
             offset: entryStart ?? headerOffset)
         pendingPax.removeAll(keepingCapacity: true)
         pendingMetadataBytes = 0
+        specialHeadersInARow = 0
         pendingRecordTypes.removeAll(keepingCapacity: true)
         pendingLongName = nil
         pendingLongLink = nil
@@ -375,9 +387,9 @@ public final class TarParser {
 
     /// Pax keys every tar tool reads the same way (or ignores harmlessly). `GNU.sparse.*` keys are
     /// read (they make the entry a sparse file, which is refused with its name). Extended
-    /// attributes are accepted only outside the `security.`, `trusted.` and `system.` namespaces:
-    /// bsdtar run as root applies those (file capabilities such as `cap_setuid`, POSIX ACLs),
-    /// GNU tar does not. ACL records (`SCHILY.acl.*`) and file flags (`SCHILY.fflags`, which
+    /// attributes are accepted only in the `user.` namespace with names of at most 255 bytes:
+    /// bsdtar run as root applies the others (file capabilities such as `cap_setuid`, POSIX ACLs)
+    /// or fails on them (unknown namespaces), GNU tar ignores them all. ACL records (`SCHILY.acl.*`) and file flags (`SCHILY.fflags`, which
     /// bsdtar turns into immutable or append-only files) are refused for the same reason, and so
     /// is anything else, such as `SCHILY.realsize`, that could change what another tool extracts.
     /// A global record may only carry text that changes nothing (git archive's `comment`).
@@ -389,7 +401,7 @@ public final class TarParser {
         for prefix in ["SCHILY.xattr.", "LIBARCHIVE.xattr."] where key.utf8.starts(with: prefix.utf8) {
             // LIBARCHIVE.xattr names are percent-encoded: decode before comparing.
             let name = percentDecoded(Array(key.utf8.dropFirst(prefix.utf8.count)))
-            return !["security.", "trusted.", "system."].contains { name.starts(with: $0.utf8) }
+            return name.starts(with: "user.".utf8) && name.count > 5 && name.count <= 255
         }
         return ["GNU.sparse.", "SCHILY.dev", "SCHILY.ino", "SCHILY.nlink", "LIBARCHIVE.creationtime"]
             .contains { key.utf8.starts(with: $0.utf8) }

@@ -212,7 +212,7 @@ final class FileChunkReader: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if fd < 0 {
-            fd = open(path, O_RDONLY | O_CLOEXEC)
+            fd = FileIO.openForReading(path)
             guard fd >= 0 else { throw FileError("open", path: path, errno: errno) }
             var info = stat()
             if fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR { throw FileError("read", path: path, errno: EISDIR) }

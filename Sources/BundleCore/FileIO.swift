@@ -80,6 +80,26 @@ public enum FileIO {
         return nil
     }
 
+    /// Whether `path`, when something is there, is a regular file or a link; nil when it is
+    /// free, else the kind of what is there (`character device`, `folder`...). Outputs check this
+    /// first, so that they never replace a device or a FIFO.
+    public static func nonFileAt(_ path: String) -> String? {
+        var info = stat()
+        guard lstat(path, &info) == 0, ![S_IFREG, S_IFLNK].contains(info.st_mode & S_IFMT) else { return nil }
+        return typeName(info.st_mode)
+    }
+
+    /// Opens `path` for reading without waiting for a writer: a FIFO that nobody writes to then
+    /// reads as empty instead of blocking the open forever; the descriptor is made blocking again,
+    /// so a pipe with a writer (`<(...)`) is read whole. Returns the descriptor, or -1 with `errno`.
+    public static func openForReading(_ path: String) -> Int32 {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { return -1 }
+        let flags = fcntl(fd, F_GETFL)
+        if flags >= 0 { _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) }
+        return fd
+    }
+
     /// What kind of file a `st_mode` describes, in words: `regular file`, `folder`, `symlink`,
     /// `fifo`, `socket`, `character device`, `block device`, or `special file`.
     public static func typeName(_ mode: mode_t) -> String {
@@ -125,6 +145,12 @@ public enum FileIO {
     /// exchanged. Readers see the old file or the new one at `path`, never a part.
     /// - Returns: 0, or the `errno` of the rename that failed.
     public static func moveIntoPlace(_ temporary: String, _ path: String) -> Int32 {
+        // Only a file (or a link, which is replaced, not followed) is ever replaced: a device,
+        // a FIFO or a socket at `path` (`-o /dev/null` run as root) stays what it is.
+        var target = stat()
+        if lstat(path, &target) == 0, ![S_IFREG, S_IFLNK].contains(target.st_mode & S_IFMT) {
+            return (target.st_mode & S_IFMT) == S_IFDIR ? EISDIR : EEXIST
+        }
         #if os(Linux)
         // RENAME_EXCHANGE is 2; ENOENT when nothing is at `path` yet, EINVAL where the file
         // system cannot exchange.
@@ -211,13 +237,9 @@ public enum BoundedFile {
     /// - Throws: ``TooLarge`` past the limit, ``FileError`` when it cannot be read (a folder, a
     ///   missing file).
     public static func read(_ path: String, limit: Int) throws -> [UInt8] {
-        // Opened non-blocking, so a FIFO with no writer cannot hang the open (it then reads as
-        // empty); blocking again for the reads, so a pipe with a writer (`<(...)`) is read whole.
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        let fd = FileIO.openForReading(path)
         guard fd >= 0 else { throw FileError("open", path: path, errno: errno) }
         defer { close(fd) }
-        let flags = fcntl(fd, F_GETFL)
-        if flags >= 0 { _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) }
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw FileError("stat", path: path, errno: errno) }
         if (info.st_mode & S_IFMT) == S_IFDIR { throw FileError("read", path: path, errno: EISDIR) }

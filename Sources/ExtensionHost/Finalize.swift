@@ -276,6 +276,14 @@ extension ExtensionHost {
                 .invalidManifest, status: 400, "Invalid manifest",
                 issues: [ManifestIssue(path: "publisher", message: "publisher is required to publish")])
         }
+        // Publisher and name are the extension's identity in the registry (and its slug): a NUL
+        // would cut it short in SQL text, other control characters forge what people read.
+        let controls = [("publisher", publisher), ("name", manifest.name)].filter { BytePath.containsControl($0.1.utf8) }
+        guard controls.isEmpty else {
+            throw HostError(
+                .invalidManifest, status: 400, "Invalid manifest",
+                issues: controls.map { ManifestIssue(path: $0.0, message: "\($0.0) must not contain control characters") })
+        }
         return ValidatedManifest(manifest: manifest, publisher: publisher, bytes: bytes)
     }
 

@@ -93,12 +93,27 @@ public struct JSONReader {
         return text
     }
 
+    /// The most repeated keys ``parseDocument(_:maxDepth:)`` lists (the first ones).
+    public static let maxReportedDuplicates = 100
+
+    /// A path text of at most 512 UTF-8 bytes (cut at a character, marked with `…`).
+    static func clipped(_ text: String) -> String {
+        guard text.utf8.count > 512 else { return text }
+        var out = ""
+        for character in text {
+            guard out.utf8.count + character.utf8.count <= 509 else { break }
+            out.append(character)
+        }
+        return out + "…"
+    }
+
     /// Parses one document.
     public static func parse(_ bytes: [UInt8], maxDepth: Int = 64) throws(JSONParseError) -> JSONValue {
         try parseDocument(bytes, maxDepth: maxDepth).value
     }
 
-    /// Parses one document and lists the paths of repeated keys (`ui.entry`, `api.endpoints[0].path`).
+    /// Parses one document and lists the paths of repeated keys (`ui.entry`, `api.endpoints[0].path`):
+    /// the first ``maxReportedDuplicates``, each path cut to 512 bytes.
     public static func parseDocument(_ bytes: [UInt8], maxDepth: Int = 64) throws(JSONParseError) -> (value: JSONValue, duplicateKeys: [String]) {
         var reader = JSONReader(bytes: bytes, maxDepth: maxDepth)
         reader.skipWhitespace()
@@ -175,7 +190,9 @@ public struct JSONReader {
             }
             let position = positions.map { $0[Array(key.utf8)] } ?? members.firstIndex { JSONValue.sameBytes($0.key, key) }
             if let position {
-                duplicates.append(pathText)
+                // Bounded: a document of a megabyte may repeat a key a hundred thousand times
+                // under a path of many long keys; the first ones name the problem.
+                if duplicates.count < Self.maxReportedDuplicates { duplicates.append(Self.clipped(pathText)) }
                 members[position].value = member
             } else {
                 positions?[Array(key.utf8)] = members.count

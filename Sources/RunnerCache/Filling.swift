@@ -4,6 +4,7 @@ import BundleStore
 import BundleVerify
 import CoreFoundation
 import Foundation
+import ManifestV2
 
 /// What `<root>/<hex>/meta.json` records about a complete entry. It is written into the
 /// temporary folder before the rename, so every `<hex>` folder has one. It sits beside the
@@ -142,7 +143,7 @@ enum Filler {
                 body.stream,
                 request: VerificationRequest(
                     expectedHash: hash, declaredSize: body.info.size, limits: configuration.limits, signatures: published.signatures,
-                    publishTime: published.publishedAt ?? Date(), requireManifest: false),
+                    publishTime: published.publishedAt ?? Date(), requireManifest: false, publisher: published.publisher),
                 visitor: TeeVisitor(writer, hasher))
         } catch let error as VerifyError where error.code == .verifyHashMismatch || error.code == .verifyTruncated {
             throw CacheError(code: .cacheHashMismatch, reason: "the fetched bundle does not hash to its content hash", hash: hash,
@@ -179,10 +180,14 @@ enum Filler {
             if let source = configuration.signatures { return try await source(hash) }
             // Without a trust bundle signatures decide nothing: no round trip for them.
             if let streaming = verifier as? StreamingBundleVerifier, streaming.trust == nil { return PublishedSignatures([]) }
+            // The publisher finalize registered (its `manifest.json`, which may override the
+            // archive's): a key bound to publishers must allow it too, as finalize required.
+            let manifest = try await store.sideObject(.manifest, of: hash, limit: ManifestValidator.Options().maxBytes)
+            let publisher = manifest.flatMap(ManifestValidator.declaredPublisher(in:))
             guard let side = try await store.sideObjectWithInfo(.signatures, of: hash, limit: SignatureFile.maxBytes) else {
-                return PublishedSignatures([])
+                return PublishedSignatures([], publisher: publisher)
             }
-            return PublishedSignatures(try SignatureFile.parse(side.bytes), publishedAt: side.info.lastModified)
+            return PublishedSignatures(try SignatureFile.parse(side.bytes), publishedAt: side.info.lastModified, publisher: publisher)
         } catch let error as VerifyError {
             throw CacheError(
                 code: .cacheSignatureRefused, reason: "the bundle's signature file is unusable: \(error.description)", hash: hash,
@@ -239,19 +244,23 @@ enum DiskLayout {
     /// The marker of a cache folder.
     static let marker = ".extbundles-cache"
 
-    /// Makes sure `root` is a cache folder (marked, or holding only cache names) and marks it.
+    /// Makes sure `root` is a cache folder (marked) and marks it when it is empty. A folder that
+    /// holds anything and is not marked is never taken: a content-addressed store's `sha256/`
+    /// folder holds only 64-hex names too, and a cache cleans what it does not know.
     static func claim(root: String) throws(CacheError) {
         let markerPath = root + "/" + marker
-        guard access(markerPath, F_OK) != 0 else { return }
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
-        let foreign = names.filter { name in
-            !(BytePath.hasPrefix(name, ".tmp-") || BytePath.hasPrefix(name, ".trash-")
-                || (name.utf8.count == 64 && (try? ContentHash(parsing: name, allowUppercase: false)) != nil))
+        var info = stat()
+        if lstat(markerPath, &info) == 0 {
+            guard (info.st_mode & S_IFMT) == S_IFREG else {
+                throw CacheError(code: .cacheRootNotACache, reason: "the cache marker is not a regular file", path: root)
+            }
+            return
         }
-        guard foreign.isEmpty else {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+        guard names.isEmpty else {
             throw CacheError(
                 code: .cacheRootNotACache,
-                reason: "the folder is not a cache (it holds '\(Printable.escape(foreign.sorted()[0]))'); give the cache a folder of its own",
+                reason: "the folder is not a cache (it holds '\(Printable.escape(names.sorted()[0]))' and no \(marker)); give the cache a folder of its own",
                 path: root)
         }
         let fd = open(markerPath, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
@@ -277,6 +286,13 @@ enum DiskLayout {
             } else if BytePath.hasPrefix(name, ".trash-") {
                 try? FileManager.default.removeItem(atPath: path)
             } else if name.utf8.count == 64, let hash = try? ContentHash(parsing: name, allowUppercase: false) {
+                // An entry is a folder the cache made, never a link to one somewhere else: the
+                // link itself goes (unlink, which never touches what it points at).
+                var info = stat()
+                guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
+                    unlink(path)
+                    continue
+                }
                 if let loaded = load(folder: path, hash: hash) {
                     found.append(loaded)
                 } else {

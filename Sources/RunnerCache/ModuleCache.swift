@@ -30,11 +30,16 @@ public struct PublishedSignatures: Sendable {
     public var signatures: [DetachedSignature]
     /// When the bundle was published; nil judges validity windows now.
     public var publishedAt: Date?
+    /// The publisher the bundle was registered under (the `manifest.json` finalize stored, which
+    /// may override the archive's own); keys bound to publishers must allow it as well as the
+    /// archive's. Nil: the archive's manifest alone decides.
+    public var publisher: String?
 
     /// Creates a value.
-    public init(_ signatures: [DetachedSignature], publishedAt: Date? = nil) {
+    public init(_ signatures: [DetachedSignature], publishedAt: Date? = nil, publisher: String? = nil) {
         self.signatures = signatures
         self.publishedAt = publishedAt
+        self.publisher = publisher
     }
 }
 

@@ -71,8 +71,12 @@ struct Publish: AsyncParsableCommand {
         let (bundlePath, signaturePath, manifestPath) = (bundle, signature, manifest)
         let (signatures, manifestJson) = try await BlockingIO.shared.run {
             let signatures = try SignatureFile.load(for: bundlePath, explicit: signaturePath)
-            let manifestJson = try manifestPath.map {
-                String(decoding: try BoundedFile.read($0, limit: ManifestValidator.Options().maxBytes), as: UTF8.self)
+            let manifestJson = try manifestPath.map { path in
+                let bytes = try BoundedFile.read(path, limit: ManifestValidator.Options().maxBytes)
+                // Empty would mean "no override" to finalize: a file that reads empty (a FIFO with
+                // no writer, a truncated file) is refused rather than silently ignored.
+                guard !bytes.isEmpty else { throw RefusedInput(message: "BAD_REQUEST: the manifest file '\(path)' is empty") }
+                return String(decoding: bytes, as: UTF8.self)
             }
             return (signatures, manifestJson)
         }

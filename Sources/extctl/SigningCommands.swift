@@ -66,6 +66,12 @@ struct Sign: ParsableCommand {
         let signature = try signingKey.sign(digest: hasher.digest256, hash: hash)
         let path = output ?? bundle + ".sig"
         var all = (try SignatureFile.loadExisting(path) ?? []).filter { $0.keyID != signature.keyID }
+        // A file verify would refuse is never written.
+        guard all.count < SignatureFile.maxSignatures else {
+            throw VerifyError(
+                code: .signatureMalformed, reason: "the signature file already holds \(all.count) signatures (at most \(SignatureFile.maxSignatures))",
+                expected: "at most \(SignatureFile.maxSignatures)", actual: "\(all.count + 1)")
+        }
         all.append(signature)
         // The temporary file has the bundle's temporary prefix, which packing leaves out.
         let failure = FileIO.replaceFile(path, with: SignatureFile.encode(all), temporaryBesides: output == nil ? bundle : path)

@@ -127,6 +127,9 @@ struct Store: AsyncParsableCommand {
 
         func run() async throws {
             let hash = try ContentHash(parsing: hash)
+            if let kind = FileIO.nonFileAt(output) {
+                throw StoreError(code: .storeIO, reason: "the output is a \(kind), not a file; it is never replaced", key: Printable.escape(output))
+            }
             let body = try await options.bundleStore().getBundle(hash)
             // A new file of our own (O_EXCL, O_NOFOLLOW: never through a planted link), renamed
             // into place only when the hash matched.

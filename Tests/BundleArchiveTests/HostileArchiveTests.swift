@@ -300,6 +300,37 @@ import TestSupport
         #expect(tight?.limit == "archiveMetadataBytes")
     }
 
+    /// Headers that carry nothing (empty global records, repeated `./` roots) still cost a read
+    /// each: they are bounded like entries and records, and 32 special headers in a row are
+    /// refused as bsdtar refuses them.
+    @Test func floodsOfEmptyHeadersAreBounded() throws {
+        let empty = RawTar.header(name: Array("././@PaxHeader".utf8), typeflag: UInt8(ascii: "g"), size: 0)
+        let flood = [UInt8](Array(repeating: empty, count: 40).joined())
+        let error = #expect(throws: ArchiveError.self) { try ArchiveFixtures.read(try ArchiveFixtures.compress(flood + RawTar.file("a.txt") + RawTar.end)) }
+        #expect(error?.code == .tarMalformed)
+        let scratch = try TestSupport.makeTemporaryDirectory("flood")
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        try Data(flood + RawTar.file("a.txt") + RawTar.end).write(to: URL(fileURLWithPath: scratch + "/flood.tar"))
+        #expect(try TestSupport.run(["bsdtar", "-tf", scratch + "/flood.tar"]).status != 0, "bsdtar refuses it too")
+        // 31 in a row, then an entry, is what tools accept: so do we.
+        let fine = [UInt8](Array(repeating: empty, count: 31).joined()) + RawTar.file("a.txt") + RawTar.end
+        #expect(try ArchiveFixtures.read(try ArchiveFixtures.compress(fine)).0.entries.map(\.path) == ["a.txt"])
+        // Empty global records between entries count against the archive's record budget.
+        var spaced: [UInt8] = []
+        for index in 0..<40 { spaced += [UInt8](Array(repeating: empty, count: 30).joined()) + RawTar.file("f\(index)") }
+        let budget = #expect(throws: ArchiveError.self) {
+            try ArchiveFixtures.read(try ArchiveFixtures.compress(spaced + RawTar.end), limits: ArchiveLimits(archiveMetadataBytes: 512 * 600))
+        }
+        #expect(budget?.limit == "archiveMetadataBytes")
+        // Root entries are entries.
+        let root = RawTar.header(name: Array("./".utf8), typeflag: UInt8(ascii: "5"), size: 0)
+        let roots = [UInt8](Array(repeating: root, count: 20).joined()) + RawTar.end
+        let counted = #expect(throws: ArchiveError.self) {
+            try ArchiveFixtures.read(try ArchiveFixtures.compress(roots), limits: ArchiveLimits(entryCount: 10))
+        }
+        #expect(counted?.limit == "entryCount")
+    }
+
     /// Each of these is accepted by one tar tool and refused (or read differently) by the other;
     /// a bundle must read the same everywhere, so we refuse them all.
     @Test func inputsOneTarToolRefusesAreRefused() throws {
@@ -362,8 +393,17 @@ import TestSupport
             let error = #expect(throws: ArchiveError.self, "\(name)") { try ArchiveFixtures.read(try ArchiveFixtures.compress(tar)) }
             #expect(error?.code == code, "\(name): \(String(describing: error))")
         }
-        // User attributes (macOS tar writes com.apple.* ones) and set-group-ID folders stay accepted.
-        let fine = RawTar.pax(RawTar.records([("LIBARCHIVE.xattr.com.apple.provenance", Array("AQ==".utf8)), ("SCHILY.xattr.user.k", [1])]))
+        // Namespaces bsdtar cannot set on Linux (it fails as root), and over-long names, too.
+        for key in ["SCHILY.xattr.foo.bar", "SCHILY.xattr.x", "LIBARCHIVE.xattr.com.apple.provenance", "SCHILY.xattr.user." + String(repeating: "n", count: 251)] {
+            let tar = RawTar.file("manifest.json", Array("{}".utf8)) + RawTar.pax(RawTar.records([(key, [1])])) + RawTar.file("a") + RawTar.end
+            let error = #expect(throws: ArchiveError.self, "\(key.prefix(40))") { try ArchiveFixtures.read(try ArchiveFixtures.compress(tar)) }
+            #expect(error?.code == .tarMalformed)
+        }
+        // Owners GNU tar cannot hold.
+        let bigUID = RawTar.pax(RawTar.records([("uid", Array("4294967296".utf8))])) + RawTar.file("a") + RawTar.end
+        #expect(throws: ArchiveError.self) { try ArchiveFixtures.read(try ArchiveFixtures.compress(bigUID)) }
+        // User attributes and set-group-ID folders stay accepted.
+        let fine = RawTar.pax(RawTar.records([("LIBARCHIVE.xattr.user.provenance", Array("AQ==".utf8)), ("SCHILY.xattr.user.k", [1])]))
             + RawTar.file("a.txt") + RawTar.header(name: Array("ui/".utf8), typeflag: UInt8(ascii: "5"), size: 0, mode: 0o2755) + RawTar.end
         let paths = try ArchiveFixtures.read(try ArchiveFixtures.compress(fine)).0.entries.map(\.path)
         #expect(paths.first == "a.txt" && paths.count == 2)

@@ -142,6 +142,23 @@ import TestSupport
         // Packed elsewhere, the bundle in dist/ (and its sidecars) still stays out.
         let elsewhere = try extctl("pack", scratch("ext"), "--level", "1", "-o", scratch("out/b.tar.zst"))
         #expect(elsewhere.stdout.prefix(71) == first.stdout.prefix(71), "\(elsewhere.stdout) vs \(first.stdout)")
+        // A fresh tree packs the same into dist/ as elsewhere (dist/ is made after reading the tree).
+        try TestSupport.write(Array(#"{"name":"fresh"}"#.utf8), to: "fresh/manifest.json", in: scratch.path)
+        let inPlace = try extctl("pack", scratch("fresh"), "--level", "1")
+        let outside = try extctl("pack", scratch("fresh"), "--level", "1", "-o", scratch("fresh.tar.zst"))
+        #expect(inPlace.status == 0 && inPlace.stdout.prefix(71) == outside.stdout.prefix(71), "\(inPlace.stdout) vs \(outside.stdout)")
+        // A missing tree is refused, and nothing is created for it.
+        let missing = try extctl("pack", scratch("missing"))
+        #expect(missing.status == 1 && !FileManager.default.fileExists(atPath: scratch("missing")), "\(missing.stderr)")
+        // Signing never writes a file verify would refuse: 64 signatures at most.
+        for index in 0..<64 {
+            #expect(try extctl("keygen", "-o", scratch("k\(index).pem")).status == 0)
+            #expect(try extctl("sign", scratch("fresh.tar.zst"), "--key", scratch("k\(index).pem")).status == 0)
+        }
+        #expect(try extctl("keygen", "-o", scratch("k64.pem")).status == 0)
+        let sixtyFifth = try extctl("sign", scratch("fresh.tar.zst"), "--key", scratch("k64.pem"))
+        #expect(sixtyFifth.status == 1 && sixtyFifth.stderr.contains("SIGNATURE_MALFORMED"), "\(sixtyFifth.stderr)")
+        #expect(try extctl("verify", scratch("fresh.tar.zst")).status == 0)
         // An output folder that cannot be made names the real cause.
         let blocked = try extctl("pack", scratch("ext"), "-o", scratch("ext/manifest.json/x.tar.zst"))
         #expect(blocked.status == 1 && blocked.stderr.contains("Not a directory"), "\(blocked.stderr)")
@@ -205,6 +222,14 @@ import TestSupport
         let result = try extctl("cache", "stats", "--cache", home, "--data", scratch("data"))
         #expect(result.status == 1 && result.stderr.contains("CACHE_ROOT_NOT_A_CACHE"), "\(result.stderr)")
         #expect(TestSupport.rawTree(home) == before)
+        // Nor is a folder of 64-hex names only (a store's sha256/ folder): it is not marked.
+        let storeLike = scratch("storelike")
+        try FileManager.default.createDirectory(atPath: storeLike + "/" + String(repeating: "b", count: 64), withIntermediateDirectories: true)
+        try Data("bundle".utf8).write(to: URL(fileURLWithPath: storeLike + "/" + String(repeating: "b", count: 64) + "/bundle.tar.zst"))
+        let storeBefore = TestSupport.rawTree(storeLike)
+        let storeResult = try extctl("cache", "stats", "--cache", storeLike, "--data", scratch("data"))
+        #expect(storeResult.status == 1 && storeResult.stderr.contains("CACHE_ROOT_NOT_A_CACHE"), "\(storeResult.stderr)")
+        #expect(TestSupport.rawTree(storeLike) == storeBefore)
         // A new folder becomes a cache (marked), and stays one.
         #expect(try extctl("cache", "stats", "--cache", scratch("cache"), "--data", scratch("data")).status == 0)
         #expect(FileManager.default.fileExists(atPath: scratch("cache/.extbundles-cache")))
@@ -219,13 +244,20 @@ import TestSupport
         #expect(validate.status == 1)
         #expect(!validate.stdout.contains("\nkey") && !validate.stdout.contains("\u{1B}"), "\(validate.stdout.debugDescription)")
         #expect(validate.stdout.split(separator: "\n").count == 1, "\(validate.stdout.debugDescription)")
-        // The same manifest published (Alga's rules let it through) and listed.
+        // The same manifest is not published: control characters never enter a publisher or a
+        // name (they are the extension's identity).
         try TestSupport.write(Array(manifest.replacingOccurrences(of: #","bogus\nkey":1"#, with: "").utf8), to: "ext/manifest.json", in: scratch.path)
+        #expect(try extctl("pack", scratch("ext"), "--level", "1").status == 0)
+        let refused = try extctl("publish", scratch("ext/dist/bundle.tar.zst"), "--data", scratch("data"))
+        #expect(refused.status == 1 && refused.stderr.contains("must not contain control characters"), "\(refused.stderr)")
+        // Invisible format characters are allowed there, and listed escaped.
+        let invisible = #"{"name":"evil\u202e\u200bname","publisher":"pub\u2028x","version":"1.0.0","runtime":"wasm-js@1"}"#
+        try TestSupport.write(Array(invisible.utf8), to: "ext/manifest.json", in: scratch.path)
         #expect(try extctl("pack", scratch("ext"), "--level", "1").status == 0)
         #expect(try extctl("publish", scratch("ext/dist/bundle.tar.zst"), "--data", scratch("data")).status == 0)
         let listed = try extctl("ls", "--data", scratch("data"))
         #expect(listed.stdout.split(separator: "\n").count == 1, "\(listed.stdout.debugDescription)")
-        #expect(!listed.stdout.contains("\u{1B}") && !listed.stdout.contains("\t"))
+        #expect(!listed.stdout.unicodeScalars.contains { [0x202e, 0x200b, 0x2028].contains($0.value) }, "\(listed.stdout.debugDescription)")
         // A store URL with a host names no local folder.
         let hosted = try extctl("store", "ls", "--store", "file://host/store")
         #expect(hosted.status == 1 && hosted.stderr.contains("STORE_CONFIGURATION"), "\(hosted.stderr)")
@@ -292,6 +324,27 @@ import TestSupport
         let piped = try TestSupport.run(["bash", "-c", "timeout 20 '\(TestSupport.extctl)' manifest validate <(cat tree/manifest.json)"], cwd: scratch.path)
         #expect(piped.status != 124, "\(piped.stderr)")
         #expect(!(piped.stdout + piped.stderr).contains("empty"), "\(piped.stdout) \(piped.stderr)")
+        // A FIFO nobody writes to, given as the bundle, reads as empty: typed refusals, no hang.
+        for arguments in [["verify", scratch("other.fifo")], ["inspect", scratch("other.fifo")], ["hash", scratch("other.fifo")],
+                          ["unpack", scratch("other.fifo"), scratch("out")], ["store", "put-bundle", scratch("other.fifo"), "--store", scratch("st")],
+                          ["publish", scratch("b.tar.zst"), "--manifest", scratch("other.fifo"), "--data", scratch("data")]] {
+            let result = try TestSupport.run(["timeout", "20", TestSupport.extctl] + arguments)
+            #expect(result.status != 124, "\(arguments) hung")
+            // `hash` and `store put-bundle` take any bytes, the empty ones too.
+            if !["hash", "store"].contains(arguments[0]) { #expect(result.status == 1, "\(arguments): \(result.status) \(result.stderr)") }
+        }
+        // Outputs never replace what is not a file (a FIFO here, a device node as root).
+        for arguments in [["pack", scratch("tree"), "-o", scratch("other.fifo")], ["sign", scratch("b.tar.zst"), "--key", scratch("k.pem"), "-o", scratch("other.fifo")]] {
+            let result = try TestSupport.run(["timeout", "20", TestSupport.extctl] + arguments)
+            #expect(result.status == 1, "\(arguments): \(result.status) \(result.stderr)")
+            var info = stat()
+            #expect(lstat(scratch("other.fifo"), &info) == 0 && (info.st_mode & S_IFMT) == S_IFIFO, "\(arguments) replaced the FIFO")
+        }
+        let hash = try extctl("store", "put-bundle", scratch("b.tar.zst"), "--store", scratch("st2")).stdout.prefix(71)
+        let fetched = try TestSupport.run(["timeout", "20", TestSupport.extctl, "store", "get-bundle", String(hash), "-o", scratch("other.fifo"), "--store", scratch("st2")])
+        #expect(fetched.status == 1, "\(fetched.stderr)")
+        var fifoInfo = stat()
+        #expect(lstat(scratch("other.fifo"), &fifoInfo) == 0 && (fifoInfo.st_mode & S_IFMT) == S_IFIFO)
         // A file that is not a private key is named as one.
         for key in [scratch("tree/manifest.json"), scratch("k.pub.pem")] {
             let bad = try extctl("sign", scratch("b.tar.zst"), "--key", key)

@@ -130,6 +130,52 @@ import TestSupport
         #expect(try await host.findExtension("00000000-0000-0000-0000-000000000001").publisher == "ACME")
     }
 
+    /// A permissive host lets an override register Mallory's archive as acme's; a runner under a
+    /// trust bundle judges the publisher it was registered under too (the stored manifest.json),
+    /// so Mallory's key does not vouch for it there.
+    @Test func aRunnerJudgesThePublisherTheBundleWasRegisteredUnder() async throws {
+        let key = SigningKey(generating: .ed25519)
+        let fixture = try HostFixture()  // permissive: no trust bundle
+        defer { fixture.cleanup() }
+        func publish(_ seed: UInt64, manifestJson: String?) async throws -> ContentHash {
+            let bytes = try makeBundle(name: "com.x.pay", publisher: "Mallory", version: "1.0.\(seed)", seed: seed)
+            var hasher = ContentHasher()
+            hasher.update(bytes)
+            let signature = try key.sign(digest: hasher.digest256, hash: hasher.finalize())
+            let staged = try await fixture.upload(bytes)
+            _ = try await fixture.host.finalize(FinalizeRequest(key: staged, manifestJson: manifestJson, signatures: [signature]))
+            return ContentHash.of(bytes)
+        }
+        let own = try await publish(1, manifestJson: nil)
+        let overridden = try await publish(
+            2, manifestJson: #"{"name":"com.x.pay2","publisher":"acme","version":"1.0.2","runtime":"wasm-js@1","capabilities":[]}"#)
+        let folder = try TestSupport.makeTemporaryDirectory("runner-publisher")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let trust = try TrustBundle(material: #"{"keys":[{"publicKey":\#(String(reflecting: key.publicKey.pem)),"publishers":["mallory"]}]}"#)
+        let cache = try DiskModuleCache(
+            root: folder + "/cache", store: try BundleStore(objects: fixture.objects), verifier: StreamingBundleVerifier(trust: trust))
+        #expect(try await cache.ensureUiCached(own).hasIndex)
+        let refused = await #expect(throws: CacheError.self) { _ = try await cache.ensureUiCached(overridden) }
+        #expect(refused?.underlyingCode == "SIGNATURE_PUBLISHER_MISMATCH", "\(String(describing: refused))")
+        #expect(TestSupport.listing(folder + "/cache") == [".extbundles-cache", own.hex])
+    }
+
+    @Test(arguments: RegistryFixture.all)
+    func controlCharactersNeverEnterAnIdentity(registry: RegistryFixture) async throws {
+        let fixture = try HostFixture(registry: registry)
+        defer { fixture.cleanup() }
+        _ = try await fixture.publish(try makeBundle(name: "pay", publisher: "acme", seed: 1))
+        // As JSON escapes in manifest.json (the text makeBundle writes is JSON).
+        for (publisher, name, path) in [(#"acme\u0000evil"#, "pay", "publisher"), ("acme", #"pay\u0000x"#, "name"), (#"ac\u001b[2Kme"#, "pay", "publisher"), ("acme", #"p\nay"#, "name")] {
+            let error = await expectHostError(.invalidManifest, 400, "Invalid manifest") {
+                _ = try await fixture.publish(try makeBundle(name: name, publisher: publisher, version: "2.0.0", seed: 2))
+            }
+            #expect(error?.issues.map(\.path) == [path], "\(publisher.debugDescription) \(name.debugDescription)")
+        }
+        #expect(try await fixture.registry.extensions().map(\.slug) == ["acme.pay"])
+        #expect(try await fixture.host.findExtension("acme.pay").id == (try await fixture.registry.extensions()[0].id))
+    }
+
     @Test func aKeyBoundToAPublisherCannotPublishForAnother() async throws {
         let key = SigningKey(generating: .ed25519)
         let trust = try TrustBundle(material: #"{"keys":[{"publicKey":\#(String(reflecting: key.publicKey.pem)),"publishers":["acme"]}]}"#)

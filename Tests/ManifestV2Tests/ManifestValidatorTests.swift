@@ -230,4 +230,20 @@ import TestSupport
         if case .object(let members) = nested.value { #expect(members.count == 3, "NFC and NFD keys are two keys, as in JavaScript") }
         #expect(ManifestValidator.declaredPublisher(in: Array(#"{"publisher":"a","publisher":" b "}"#.utf8)) == "b")
     }
+
+    /// A megabyte that repeats one key a hundred thousand times under sixty levels of
+    /// 2,000-byte keys: naming every repeat by its full path took gigabytes. The list is bounded.
+    @Test func repeatedKeysUnderLongPathsAreReportedBoundedly() throws {
+        let key = String(repeating: "k", count: 2_000)
+        var text = ""
+        for _ in 0..<60 { text += "{\"\(key)\":" }
+        text += "{" + Array(repeating: #""a":1"#, count: 100_000).joined(separator: ",") + "}"
+        text += String(repeating: "}", count: 60)
+        let document = try JSONReader.parseDocument(Array(text.utf8), maxDepth: 100)
+        #expect(document.duplicateKeys.count == JSONReader.maxReportedDuplicates)
+        #expect(document.duplicateKeys.allSatisfy { $0.utf8.count <= 512 && $0.hasSuffix("…") })
+        let strict = ManifestValidator.validate(Array(text.utf8), options: .init(strict: true, maxDepth: 100))
+        #expect(!strict.isValid)
+        #expect(strict.issues.filter { $0.message == "duplicate key" }.count == JSONReader.maxReportedDuplicates)
+    }
 }

@@ -1,5 +1,6 @@
 import BundleCore
 import BundleStore
+import BundleVerify
 import CoreFoundation
 import Foundation
 import MetricsTestKit
@@ -33,6 +34,38 @@ import TestSupport
 
 /// What `DiskModuleCache` adds to the contract: its layout on disk, metrics, the negative cache.
 @Suite struct DiskModuleCacheTests {
+    /// An entry planted as a symlink to a complete entry elsewhere is not served (and the link
+    /// goes, its target stays); a folder that is not empty and not marked is never taken over,
+    /// even when all it holds are 64-hex names, like a store's `sha256/` folder.
+    @Test func plantedLinksAndForeignFoldersAreNeverTakenOver() async throws {
+        let fixture = try CacheFixture(.memory)
+        let bundle = try CacheBundle(seed: 21)
+        try await fixture.publish(bundle)
+        let elsewhere = try TestSupport.makeTemporaryDirectory("cache-elsewhere")
+        defer { try? FileManager.default.removeItem(atPath: elsewhere) }
+        // A real, complete entry filled in another cache folder...
+        let other = try DiskModuleCache(root: elsewhere + "/cache", store: fixture.store, verifier: StreamingBundleVerifier(trust: nil))
+        _ = try await other.ensureUiCached(bundle.hash)
+        // ...linked into this one under its hash.
+        let cache = try fixture.cache()
+        _ = cache
+        try FileManager.default.createSymbolicLink(atPath: fixture.root + "/" + bundle.hash.hex, withDestinationPath: elsewhere + "/cache/" + bundle.hash.hex)
+        let reopened = try fixture.cache()
+        #expect(await reopened.contains(bundle.hash) == false)
+        #expect(TestSupport.listing(elsewhere + "/cache").contains(bundle.hash.hex))
+        #expect(fixture.names().isEmpty)
+
+        let store = elsewhere + "/store-sha256"
+        try FileManager.default.createDirectory(atPath: store + "/" + bundle.hash.hex, withIntermediateDirectories: true)
+        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: store + "/" + bundle.hash.hex + "/bundle.tar.zst"))
+        let before = TestSupport.rawTree(store)
+        let refused = #expect(throws: CacheError.self) {
+            _ = try DiskModuleCache(root: store, store: fixture.store, verifier: StreamingBundleVerifier(trust: nil))
+        }
+        #expect(refused?.code == .cacheRootNotACache)
+        #expect(TestSupport.rawTree(store) == before)
+    }
+
     @Test(arguments: Backend.available)
     func aColdMissLaysOutTheEntryAndCountsIt(store: Backend) async throws {
         let fixture = try CacheFixture(store)
