@@ -199,19 +199,23 @@ public struct FileSystemObjectStore: ObjectStore {
         }
     }
 
-    /// Deletes temporary files left by crashed writers that are older than `age` seconds; returns
-    /// how many were removed. Safe to run while writers are active when `age` exceeds the longest
-    /// write.
+    /// Deletes temporary files left by crashed writers: those whose process (the pid in their
+    /// name) is gone, and any older than `age` seconds; returns how many were removed. Safe to
+    /// run while writers are active when `age` exceeds the longest write. Blocks: from async
+    /// code, run it on ``BundleCore/BlockingIO/shared``.
     @discardableResult
     public func removeTemporaryFiles(olderThan age: TimeInterval) -> Int {
         var removed = 0
         let cutoff = Date().timeIntervalSince1970 - age
         guard let walker = FileManager.default.enumerator(atPath: root) else { return 0 }
         while let relative = walker.nextObject() as? String {
-            guard BytePath.contains(BytePath.lastSegment(relative), Self.temporaryMarker) else { continue }
+            let name = BytePath.lastSegment(relative)
+            guard let marker = name.utf8.firstRange(of: Self.temporaryMarker.utf8) else { continue }
+            let ownerGone = FileIO.temporaryOwnerIsAlive(name.utf8[marker.upperBound...]) == false
             let path = root + "/" + relative
             var info = stat()
-            if lstat(path, &info) == 0, Double(info.st_mtim.tv_sec) < cutoff, unlink(path) == 0 { removed += 1 }
+            guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { continue }
+            if (ownerGone || Double(info.st_mtim.tv_sec) < cutoff), unlink(path) == 0 { removed += 1 }
         }
         return removed
     }

@@ -63,7 +63,35 @@ struct Store: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "store",
         abstract: "Operate the content-addressed bundle store (filesystem or S3).",
-        subcommands: [PutBundle.self, GetBundle.self, HeadBundle.self, Presign.self, List.self])
+        subcommands: [PutBundle.self, GetBundle.self, HeadBundle.self, Presign.self, List.self, Sweep.self])
+
+    struct Sweep: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "sweep",
+            abstract: "Remove what interrupted uploads left: staging sessions older than --older-than, and a filesystem store's temporary files of writers that are gone.")
+
+        @Option(help: "Seconds after which an untouched staging session is abandoned.")
+        var olderThan: Double = 86_400
+
+        @OptionGroup var options: StoreOptions
+
+        func validate() throws {
+            guard olderThan.isFinite, olderThan >= 0, olderThan <= 315_360_000 else {
+                throw ValidationError("--older-than must be a number of seconds from 0 to 315360000")
+            }
+        }
+
+        func run() async throws {
+            let store = try options.bundleStore()
+            let sessions = try await store.sweepStaging(olderThan: olderThan)
+            var files = 0
+            if let local = store.objects as? FileSystemObjectStore {
+                let age = olderThan
+                files = await BlockingIO.shared.run { local.removeTemporaryFiles(olderThan: age) }
+            }
+            Console.out("removed \(sessions.count) staging session\(sessions.count == 1 ? "" : "s") and \(files) temporary file\(files == 1 ? "" : "s")")
+        }
+    }
 
     struct PutBundle: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

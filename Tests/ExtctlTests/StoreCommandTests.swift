@@ -5,6 +5,27 @@ import Testing
 import TestSupport
 
 @Suite struct StoreCommandTests {
+    /// What killed uploads leave (a writer's temporary file, an abandoned staging session) is
+    /// removed by `store sweep`; a live writer's file and canonical bundles stay.
+    @Test func sweepRemovesWhatInterruptedUploadsLeft() throws {
+        let scratch = try Scratch("cli-sweep")
+        let store = scratch("store")
+        try TestSupport.write(TestSupport.randomBytes(1_000, seed: 5), to: "b.tar.zst", in: scratch.path)
+        #expect(try extctl("store", "put-bundle", scratch("b.tar.zst"), "--store", store).status == 0)
+        let session = "sha256/_staging/\(UUID().uuidString.lowercased())"
+        try TestSupport.write([1, 2], to: "\(session)/chunks/0000000000000000000", in: store)
+        try TestSupport.write([3], to: "\(session)/.bundle.tar.zst.extbundles-tmp-999999999-00aa", in: store)  // no such process
+        try TestSupport.write([4], to: "sha256/x/.bundle.tar.zst.extbundles-tmp-1-00bb", in: store)  // pid 1 runs
+        let fresh = try extctl("store", "sweep", "--store", store)
+        #expect(fresh.status == 0 && fresh.stdout == "removed 0 staging sessions and 1 temporary file\n", "\(fresh.stdout) \(fresh.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: store + "/\(session)/.bundle.tar.zst.extbundles-tmp-999999999-00aa"))
+        #expect(FileManager.default.fileExists(atPath: store + "/sha256/x/.bundle.tar.zst.extbundles-tmp-1-00bb"))
+        let all = try extctl("store", "sweep", "--store", store, "--older-than", "0")
+        #expect(all.stdout == "removed 1 staging session and 1 temporary file\n", "\(all.stdout) \(all.stderr)")
+        #expect(try extctl("store", "ls", "--store", store).stdout.hasSuffix("/bundle.tar.zst\n"))
+        #expect(try extctl("store", "sweep", "--store", store, "--older-than", "-1").status != 0)
+    }
+
     @Test func putGetHeadAndListOnAFileStore() throws {
         let scratch = try Scratch("cli-store")
         let bytes = TestSupport.randomBytes(700_000, seed: 31)
