@@ -209,7 +209,8 @@ public enum EntryPathRules {
     /// - Throws: `ARCHIVE_UNSAFE_PATH` (absolute, `..`) or `ARCHIVE_INVALID_PATH` (empty, NUL or
     ///   control bytes, invalid UTF-8, empty or `.` segments, a segment over 255 bytes).
     public static func normalize(_ raw: [UInt8], offset: Int64? = nil) throws(ArchiveError) -> Normalized? {
-        let display = Printable.escape(bytes: raw)
+        // Made only for an error: escaping every accepted name cost more than reading it.
+        var display: String { Printable.escape(bytes: raw) }
         func invalid(_ why: String) -> ArchiveError {
             ArchiveError(code: .archiveInvalidPath, reason: why, path: display, offset: offset)
         }
@@ -262,7 +263,7 @@ public enum EntryPathRules {
 
         /// Records a normalised path; throws `ARCHIVE_DUPLICATE_ENTRY` or `ARCHIVE_LIMIT_EXCEEDED`.
         public mutating func record(_ path: String, isFile: Bool, offset: Int64? = nil) throws(ArchiveError) {
-            let display = Printable.escape(path)
+            var display: String { Printable.escape(path) }  // only for an error
             func duplicate(_ why: String) -> ArchiveError {
                 ArchiveError(code: .archiveDuplicateEntry, reason: why, path: display, offset: offset)
             }
@@ -272,7 +273,7 @@ public enum EntryPathRules {
             case (.file?, _), (.directory?, false): throw duplicate("the path appears twice in the archive")
             case (.impliedDirectory?, true), (.directory?, true): throw duplicate("a file and a directory share this path")
             }
-            if kinds[key] == nil { try claimNormalized(key, display: display, duplicate) }
+            if kinds[key] == nil { try claimNormalized(key, duplicate) }
             kinds[key] = isFile ? .file : .directory
             // Parents, deepest first, until one is known (its own parents were recorded with it).
             var end = key.count
@@ -289,16 +290,14 @@ public enum EntryPathRules {
                         throw ArchiveError.limitExceeded(
                             "entryCount", limitValue: Int64(maxImplied), actual: Int64(implied), path: display)
                     }
-                    try claimNormalized(parent, display: display, duplicate)
+                    try claimNormalized(parent, duplicate)
                     kinds[parent] = .impliedDirectory
                 }
                 end = slash
             }
         }
 
-        private mutating func claimNormalized(
-            _ key: [UInt8], display: String, _ duplicate: (String) -> ArchiveError
-        ) throws(ArchiveError) {
+        private mutating func claimNormalized(_ key: [UInt8], _ duplicate: (String) -> ArchiveError) throws(ArchiveError) {
             let nfc = BytePath.nfcKey(String(decoding: key, as: UTF8.self))
             if let other = normalized[nfc], other != key {
                 throw duplicate(

@@ -187,7 +187,8 @@ public enum Printable {
 
     static func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
         let value = scalar.value
-        if value < 0x20 || value == 0x7f || (0x80...0x9f).contains(value) { return true }
+        if value < 0x80 { return value < 0x20 || value == 0x7f }  // ASCII: no table lookup
+        if (0x80...0x9f).contains(value) { return true }
         switch scalar.properties.generalCategory {
         case .format, .lineSeparator, .paragraphSeparator, .surrogate, .privateUse, .unassigned: return true
         default: return false
