@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "RegistryV2SQLite", targets: ["RegistryV2SQLite"]),
         .library(name: "ExtensionHost", targets: ["ExtensionHost"]),
         .library(name: "RunnerCache", targets: ["RunnerCache"]),
+        .library(name: "ExtensionRuntime", targets: ["ExtensionRuntime"]),
         .library(name: "ExtBundlesTesting", targets: ["ExtBundlesTesting"]),
         .executable(name: "extctl", targets: ["extctl"]),
     ],
@@ -34,6 +35,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swiftwasm/WasmKit.git", from: "0.4.2"),
     ],
     targets: [
         .target(
@@ -102,6 +105,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "ExtensionRuntime",
+            dependencies: [
+                "BundleCore", "RunnerCache", "ManifestV2",
+                .product(name: "WasmKit", package: "WasmKit"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "ExtensionHost",
             dependencies: ["BundleCore", "BundleArchive", "BundleStore", "BundleVerify", "ManifestV2", "RegistryV2"],
             swiftSettings: swiftSettings
@@ -124,6 +140,7 @@ let package = Package(
                 "RegistryV2SQLite",
                 "ExtensionHost",
                 "RunnerCache",
+                "ExtensionRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -178,6 +195,21 @@ let package = Package(
             dependencies: [
                 "RunnerCache", "BundleStore", "BundleVerify", "BundleArchive", "BundleCore", "ExtBundlesTesting", "TestSupport", "StoreTestSupport",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ExtensionRuntimeTests",
+            dependencies: [
+                "ExtensionRuntime", "RunnerCache", "BundleStore", "BundleVerify", "BundleArchive", "BundleCore", "ExtBundlesTesting", "TestSupport",
+                "StoreTestSupport",
+                .product(name: "WAT", package: "WasmKit"),
+                .product(name: "WasmKit", package: "WasmKit"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,0 +1,146 @@
+public import BundleCore
+@_spi(Fuzzing) import WasmKit
+
+/// A guest module parsed, validated and checked against the `wasm-core@1` contract
+/// (`docs/guest-abi.md`), ready to be instantiated once per request.
+///
+/// Loading does everything that depends only on the bytes, once: the component check, parsing,
+/// validation and translation of every function (a probe instance, whose start function is not
+/// run), the exports' types, and the imports against what the host offers. A module that loads
+/// can still trap, loop or misbehave when it runs; a module that does not load fails every
+/// request the same way, with the ``ExecuteFailure`` kept here.
+public struct GuestModule: Sendable {
+    /// The bundle it came from, when known.
+    public let hash: ContentHash?
+    /// The size of the module's bytes.
+    public let byteCount: Int
+    /// The `alga` imports it uses.
+    public let imports: Set<HostImport>
+    /// Whether it exports `dealloc`.
+    public let hasDealloc: Bool
+    let module: Module
+
+    /// A host function the runner offers a guest (module `alga`).
+    public enum HostImport: String, Sendable, CaseIterable {
+        /// `log_info(ptr, len)`.
+        case logInfo = "log_info"
+        /// `log_error(ptr, len)`.
+        case logError = "log_error"
+        /// `http.fetch(req_ptr, req_len, out_ptr) -> i32`.
+        case httpFetch = "http.fetch"
+        /// `secret_get(name_ptr, name_len, out_ptr) -> i32`.
+        case secretGet = "secret_get"
+
+        /// Its signature.
+        var type: FunctionType {
+            switch self {
+            case .logInfo, .logError: FunctionType(parameters: [.i32, .i32], results: [])
+            case .httpFetch, .secretGet: FunctionType(parameters: [.i32, .i32, .i32], results: [.i32])
+            }
+        }
+    }
+
+    /// The header of a component (layer 1): `\0asm` then version 0x0d, layer 1.
+    static let componentHeader: [UInt8] = [0x00, 0x61, 0x73, 0x6D, 0x0D, 0x00, 0x01, 0x00]
+
+    /// Loads `bytes` with `engine`'s settings.
+    public static func load(_ bytes: [UInt8], hash: ContentHash? = nil, engine: Engine) throws(ExecuteFailure) -> GuestModule {
+        guard bytes.count >= 8, bytes[0..<4].elementsEqual([0x00, 0x61, 0x73, 0x6D]) else {
+            throw .executeFailed("the module is not WebAssembly (no \\0asm header)")
+        }
+        if bytes[6] == 0x01 && bytes[7] == 0x00 { throw .componentsUnsupported }
+        guard bytes[4..<8].elementsEqual([0x01, 0x00, 0x00, 0x00]) else {
+            throw .executeFailed("the module has an unknown WebAssembly version \(bytes[4..<8].map { String($0) }.joined(separator: "."))")
+        }
+        var module: Module
+        do {
+            module = try parseWasm(bytes: bytes)
+        } catch {
+            throw .executeFailed("the module does not parse: \(Text.short(String(describing: error)))", detail: String(reflecting: error))
+        }
+        // Imports: only `alga` functions the host offers, with their signatures.
+        var used: Set<HostImport> = []
+        for entry in module.imports {
+            let name = "\(Text.short(entry.module, 64)).\(Text.short(entry.name, 64))"
+            guard entry.module == "alga", let host = HostImport(rawValue: entry.name) else {
+                throw .executeFailed("the module imports \(name), which the runner does not provide")
+            }
+            guard case .function(let typeIndex) = entry.descriptor, module.functionType(at: typeIndex) == host.type else {
+                throw .executeFailed("the module imports \(name) with the wrong type")
+            }
+            used.insert(host)
+        }
+        // Exports, by kind; their types are checked on the probe instance.
+        enum Kind { case function, memory, other, none }
+        func exported(_ name: String) -> Kind {
+            guard let export = module.exports.first(where: { $0.name == name }) else { return .none }
+            switch export.descriptor {
+            case .function: return .function
+            case .memory: return .memory
+            default: return .other
+            }
+        }
+        guard exported("memory") == .memory else { throw .executeFailed("the module does not export its memory as `memory`") }
+        for name in ["alloc", "handler"] where exported(name) != .function {
+            throw .executeFailed("the module does not export the function `\(name)`")
+        }
+        let hasDealloc: Bool
+        switch exported("dealloc") {
+        case .none: hasDealloc = false
+        case .function: hasDealloc = true
+        default: throw .executeFailed("the module's `dealloc` export is not a function")
+        }
+        // A probe instance validates and translates every function, and gives the exports'
+        // types; its start function is not run.
+        var probe = module
+        probe.dropStartFunction()
+        let eager = Engine(configuration: EngineConfiguration(compilationMode: .eager, features: engine.configuration.features))
+        let store = Store(engine: eager)
+        store.resourceLimiter = ProbeLimiter()
+        var imports = Imports()
+        for host in used {
+            imports.define(module: "alga", name: host.rawValue, Function(store: store, type: host.type) { _, _ in throw ProbeCall() })
+        }
+        let instance: Instance
+        do {
+            instance = try probe.instantiate(store: store, imports: imports)
+        } catch {
+            throw .executeFailed("the module does not validate: \(Text.short(String(describing: error)))", detail: String(reflecting: error))
+        }
+        let expected: [(String, FunctionType, String)] = [
+            ("alloc", FunctionType(parameters: [.i32], results: [.i32]), "(i32) -> i32"),
+            ("handler", FunctionType(parameters: [.i32, .i32, .i32], results: [.i32]), "(i32, i32, i32) -> i32"),
+        ]
+        for (name, type, text) in expected where instance.exports[function: name]?.type != type {
+            throw .executeFailed("the module's `\(name)` has the wrong type (the contract is \(text))")
+        }
+        if hasDealloc, instance.exports[function: "dealloc"]?.type != FunctionType(parameters: [.i32, .i32], results: []) {
+            throw .executeFailed("the module's `dealloc` has the wrong type (the contract is (i32, i32) -> ())")
+        }
+        return GuestModule(hash: hash, byteCount: bytes.count, imports: used, hasDealloc: hasDealloc, module: module)
+    }
+
+    private struct ProbeCall: Error {}
+
+    /// Lets a probe instance have the memory it declares (it is never run), up to 4 GiB.
+    private final class ProbeLimiter: ResourceLimiter {
+        func limitMemoryGrowth(to desired: Int) throws -> Bool { desired <= 1 << 32 }
+        func limitTableGrowth(to desired: Int) throws -> Bool { desired <= 10_000_000 }
+    }
+}
+
+/// Text for error messages that may carry what a guest or a module wrote.
+enum Text {
+    /// At most `limit` characters, control characters replaced by `?`.
+    static func short(_ text: String, _ limit: Int = 200) -> String {
+        var out = ""
+        for (index, scalar) in text.unicodeScalars.enumerated() {
+            if index == limit {
+                out += "…"
+                break
+            }
+            out.unicodeScalars.append(scalar.value < 0x20 || scalar.value == 0x7F ? "?" : scalar)
+        }
+        return out
+    }
+}

@@ -1,0 +1,194 @@
+import BundleCore
+import Dispatch
+import Foundation
+import Logging
+import ManifestV2
+@_spi(Fuzzing) import WasmKit
+
+/// What one execution needs besides the module: the request for the guest, its grants, secrets
+/// and limits.
+struct GuestInput: Sendable {
+    var requestJSON: [UInt8]
+    var grants: Set<Capability>
+    var secrets: [String: String]
+    var memoryBytes: Int
+    var fuel: UInt64?
+    var deadline: DispatchTime
+    var logger: Logger
+}
+
+/// The settings of the host side of a run.
+struct GuestHostSettings: Sendable {
+    var maxResponseBytes: Int
+    var maxTableElements: Int
+    var maxLogLines: Int
+    var maxLogLineBytes: Int
+    var egress: EgressPolicy
+    var fetchTimeout: Duration
+    var maxFetchResponseBytes: Int
+    var maxFetchRequestBytes: Int
+    var httpClient: (any OutboundHTTPClient)?
+}
+
+/// One execution of a guest: a fresh store and instance, the request written with `alloc`, the
+/// handler called under a deadline, the response read back. Runs synchronously on the calling
+/// thread (an executor's own pool, never Swift's cooperative pool: a handler and its host calls
+/// block their thread).
+enum GuestRun {
+    /// An error a host function throws to end the run (the guest cannot catch it).
+    struct HostAbort: Error {
+        var failure: ExecuteFailure
+    }
+
+    static func run(_ guest: GuestModule, engine: Engine, input: GuestInput, settings: GuestHostSettings) -> Result<ExecuteResponse, ExecuteFailure> {
+        let store = Store(engine: engine)
+        store.resourceLimiter = GuestLimiter(maxMemoryBytes: input.memoryBytes, maxTableElements: settings.maxTableElements)
+        store.fuel = Fuel(remaining: input.fuel ?? (UInt64.max >> 1))
+        let control = RunControl(store: store)
+        if DispatchTime.now() >= input.deadline { return .failure(.timeout) }
+        let watchdog = DispatchWorkItem { control.fire() }
+        DispatchQueue.global().asyncAfter(deadline: input.deadline, execute: watchdog)
+        defer {
+            control.finish()
+            watchdog.cancel()
+        }
+        let state = HostState(input: input, settings: settings, control: control)
+        do {
+            let response = try call(guest, store: store, state: state, input: input, settings: settings)
+            return .success(response)
+        } catch let abort as HostAbort {
+            return .failure(control.timedOut ? .timeout : abort.failure)
+        } catch let failure as ExecuteFailure {
+            return .failure(control.timedOut ? .timeout : failure)
+        } catch {
+            if control.timedOut { return .failure(.timeout) }
+            let text = String(describing: error)
+            if text.hasPrefix("Trap: out of fuel") { return .failure(.outOfFuel) }
+            if text.contains("initial memory size exceeds the resource limit") {
+                return .failure(.executeFailed("the module's initial memory is larger than memory_mb", detail: text))
+            }
+            if text.hasPrefix("Trap: ") {
+                let reason = text.dropFirst(6).split(separator: "\n", maxSplits: 1).first.map(String.init) ?? ""
+                return .failure(.executeFailed("trap: \(Text.short(reason))", detail: text))
+            }
+            return .failure(.executeFailed("instantiate: \(Text.short(text))", detail: String(reflecting: error)))
+        }
+    }
+
+    private static func call(
+        _ guest: GuestModule, store: Store, state: HostState, input: GuestInput, settings: GuestHostSettings
+    ) throws -> ExecuteResponse {
+        var imports = Imports()
+        for host in guest.imports {
+            imports.define(module: "alga", name: host.rawValue, state.function(host, store: store))
+        }
+        let instance = try guest.module.instantiate(store: store, imports: imports)
+        guard let memory = instance.exports[memory: "memory"], let alloc = instance.exports[function: "alloc"],
+            let handler = instance.exports[function: "handler"]
+        else { throw ExecuteFailure.executeFailed("the instance lacks memory, alloc or handler") }
+
+        let request = input.requestJSON
+        let requestPointer = try allocate(request.count, alloc: alloc, memory: memory, what: "the request")
+        try GuestMemory.write(request, at: requestPointer, memory: memory)
+        let outPointer = try allocate(8, alloc: alloc, memory: memory, what: "the response pointer")
+        try GuestMemory.write([UInt8](repeating: 0, count: 8), at: outPointer, memory: memory)
+        let result = try handler([.i32(requestPointer), .i32(UInt32(request.count)), .i32(outPointer)])
+        guard let first = result.first, case .i32(let code) = first else { throw ExecuteFailure.executeFailed("handler returned no i32") }
+        if code != 0 { throw ExecuteFailure.executeFailed("handler returned \(Int32(bitPattern: code))") }
+        let pair = try GuestMemory.read(at: outPointer, count: 8, memory: memory, what: "out_ptr")
+        let responsePointer = UInt32(pair[0]) | UInt32(pair[1]) << 8 | UInt32(pair[2]) << 16 | UInt32(pair[3]) << 24
+        let responseLength = UInt32(pair[4]) | UInt32(pair[5]) << 8 | UInt32(pair[6]) << 16 | UInt32(pair[7]) << 24
+        guard Int(responseLength) <= settings.maxResponseBytes else {
+            throw ExecuteFailure.executeFailed("response too large", detail: "\(responseLength) bytes, cap \(settings.maxResponseBytes)")
+        }
+        let bytes = try GuestMemory.read(at: responsePointer, count: Int(responseLength), memory: memory, what: "the response")
+        return try GuestResponse.decode(bytes)
+    }
+
+    /// `alloc(count)`, checked: non-zero and inside memory.
+    static func allocate(_ count: Int, alloc: Function, memory: Memory, what: String) throws -> UInt32 {
+        guard count <= Int(Int32.max) else { throw ExecuteFailure.executeFailed("\(what) is too large for the guest") }
+        let result = try alloc([.i32(UInt32(count))])
+        guard let first = result.first, case .i32(let pointer) = first, pointer != 0 else {
+            throw ExecuteFailure.executeFailed("alloc(\(count)) failed for \(what)")
+        }
+        guard UInt64(pointer) + UInt64(count) <= UInt64(memory.byteCount) else {
+            throw ExecuteFailure.executeFailed("alloc(\(count)) returned \(pointer), outside memory, for \(what)")
+        }
+        return pointer
+    }
+}
+
+/// Checked access to a guest's linear memory (WasmKit's accessors stop the process on an
+/// out-of-range access, so every range is checked first).
+enum GuestMemory {
+    static func inBounds(_ pointer: UInt32, _ count: Int, _ memory: Memory) -> Bool {
+        count >= 0 && UInt64(pointer) + UInt64(count) <= UInt64(memory.byteCount)
+    }
+
+    static func write(_ bytes: [UInt8], at pointer: UInt32, memory: Memory) throws {
+        guard inBounds(pointer, bytes.count, memory) else { throw ExecuteFailure.executeFailed("a write at \(pointer) is outside memory") }
+        guard !bytes.isEmpty else { return }
+        memory.withUnsafeMutableBufferPointer(offset: UInt(pointer), count: bytes.count) { buffer in
+            bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
+        }
+    }
+
+    static func read(at pointer: UInt32, count: Int, memory: Memory, what: String) throws -> [UInt8] {
+        guard inBounds(pointer, count, memory) else {
+            throw ExecuteFailure.executeFailed("\(what) (\(count) bytes at \(pointer)) is outside memory (\(memory.byteCount) bytes)")
+        }
+        guard count > 0 else { return [] }
+        return memory.withUnsafeBufferPointer(offset: UInt(pointer), count: count) { Array($0) }
+    }
+}
+
+/// Caps a store's memory and tables.
+final class GuestLimiter: ResourceLimiter {
+    let maxMemoryBytes: Int
+    let maxTableElements: Int
+
+    init(maxMemoryBytes: Int, maxTableElements: Int) {
+        self.maxMemoryBytes = maxMemoryBytes
+        self.maxTableElements = maxTableElements
+    }
+
+    func limitMemoryGrowth(to desired: Int) throws -> Bool { desired <= maxMemoryBytes }
+    func limitTableGrowth(to desired: Int) throws -> Bool { desired <= maxTableElements }
+}
+
+/// Stops a run at its deadline.
+///
+/// WasmKit checks fuel at every region of translated code, so draining a store's fuel stops a
+/// guest at its next loop iteration or call. The drain is a plain write from another thread, which
+/// may race with the interpreter's own read-modify-write of the same cell; it is repeated until
+/// the run reports that it has finished, so one lost write only delays the stop by a fraction of
+/// a millisecond. The store is thread-confined otherwise; this is the one cross-thread access.
+final class RunControl: @unchecked Sendable {
+    private let lock = NSLock()
+    private let store: Store
+    private var finished = false
+    private var fired = false
+
+    init(store: Store) { self.store = store }
+
+    /// Whether the deadline passed before the run finished.
+    var timedOut: Bool { lock.withLock { fired } }
+
+    /// Drains the fuel until the run finishes (at most about 10 s of attempts).
+    func fire() {
+        for attempt in 0..<50_000 {
+            let done: Bool = lock.withLock {
+                if finished { return true }
+                fired = true
+                store.fuel = Fuel(remaining: 0)
+                return false
+            }
+            if done { return }
+            usleep(attempt < 10 ? 50 : 200)
+        }
+    }
+
+    /// Marks the run finished; the drain stops.
+    func finish() { lock.withLock { finished = true } }
+}

@@ -1,0 +1,237 @@
+import BundleCore
+import Dispatch
+import Foundation
+import Logging
+import ManifestV2
+import WasmKit
+
+/// The per-run state behind the `alga` imports: grants, the log budget, the deadline.
+///
+/// Every import fails softly: a call without its capability, with a range outside memory or a
+/// malformed request does nothing (logs) or returns a negative code (fetch, secrets); it never
+/// traps. Only the deadline ends a run from inside an import.
+final class HostState: @unchecked Sendable {
+    let input: GuestInput
+    let settings: GuestHostSettings
+    let control: RunControl
+    private var logLines = 0
+    private var logsDropped = false
+
+    init(input: GuestInput, settings: GuestHostSettings, control: RunControl) {
+        self.input = input
+        self.settings = settings
+        self.control = control
+    }
+
+    /// Return codes of `http.fetch` and `secret_get` (documented in `docs/guest-abi.md`).
+    enum Code: Int32 {
+        case ok = 0
+        case invalidRequest = -1
+        case notAllowed = -2
+        case transport = -3
+        case tooLarge = -4
+        case `internal` = -5
+        case missing = -6
+    }
+
+    func function(_ host: GuestModule.HostImport, store: Store) -> Function {
+        switch host {
+        case .logInfo: Function(store: store, type: host.type) { [self] caller, args in try log(caller, args, level: .info) }
+        case .logError: Function(store: store, type: host.type) { [self] caller, args in try log(caller, args, level: .error) }
+        case .httpFetch:
+            Function(store: store, type: host.type) { [self] caller, args in [.i32(UInt32(bitPattern: try fetch(caller, args).rawValue))] }
+        case .secretGet:
+            Function(store: store, type: host.type) { [self] caller, args in [.i32(UInt32(bitPattern: try secret(caller, args).rawValue))] }
+        }
+    }
+
+    private func arguments(_ args: [Value]) -> [UInt32] {
+        args.map { if case .i32(let value) = $0 { value } else { 0 } }
+    }
+
+    private func checkDeadline() throws {
+        if DispatchTime.now() >= input.deadline || control.timedOut { throw GuestRun.HostAbort(failure: .timeout) }
+    }
+
+    // MARK: log_info, log_error
+
+    private func log(_ caller: borrowing Caller, _ args: [Value], level: Logger.Level) throws -> [Value] {
+        try checkDeadline()
+        guard input.grants.contains(.logEmit) else { return [] }
+        guard logLines < settings.maxLogLines else {
+            if !logsDropped {
+                logsDropped = true
+                input.logger.warning("guest log lines past \(settings.maxLogLines) are dropped", metadata: ["source": "guest"])
+            }
+            return []
+        }
+        logLines += 1
+        let values = arguments(args)
+        guard let memory = caller.instance?.exports[memory: "memory"] else { return [] }
+        let count = min(Int(values[1]), settings.maxLogLineBytes)
+        guard let bytes = try? GuestMemory.read(at: values[0], count: count, memory: memory, what: "a log line") else {
+            input.logger.debug("a guest log line outside memory was dropped", metadata: ["source": "guest"])
+            return []
+        }
+        var line = String(decoding: bytes, as: UTF8.self)
+        if Int(values[1]) > count { line += "…" }
+        input.logger.log(level: level, "\(line)", metadata: ["source": "guest"])
+        return []
+    }
+
+    // MARK: secret_get
+
+    private func secret(_ caller: borrowing Caller, _ args: [Value]) throws -> Code {
+        try checkDeadline()
+        guard input.grants.contains(.secretsGet) else { return .notAllowed }
+        let values = arguments(args)
+        guard let instance = caller.instance, let memory = instance.exports[memory: "memory"],
+            let bytes = try? GuestMemory.read(at: values[0], count: Int(values[1]), memory: memory, what: "a secret name"),
+            bytes.count <= 1024
+        else { return .invalidRequest }
+        guard let value = input.secrets[String(decoding: bytes, as: UTF8.self)] else { return .missing }
+        return hand(Array(value.utf8), to: instance, memory: memory, outPointer: values[2])
+    }
+
+    // MARK: http.fetch
+
+    private func fetch(_ caller: borrowing Caller, _ args: [Value]) throws -> Code {
+        try checkDeadline()
+        guard input.grants.contains(.httpFetch) else {
+            input.logger.debug("http.fetch without cap:http.fetch refused", metadata: ["source": "guest"])
+            return .notAllowed
+        }
+        let values = arguments(args)
+        guard let instance = caller.instance, let memory = instance.exports[memory: "memory"] else { return .internal }
+        guard Int(values[1]) <= settings.maxFetchRequestBytes,
+            let bytes = try? GuestMemory.read(at: values[0], count: Int(values[1]), memory: memory, what: "a fetch request"),
+            let request = Self.outboundRequest(bytes)
+        else { return .invalidRequest }
+        guard settings.egress.allows(host: request.host) else {
+            input.logger.info("http.fetch to \(request.host) refused by EXT_EGRESS_ALLOWLIST", metadata: ["source": "guest"])
+            return .notAllowed
+        }
+        guard let client = settings.httpClient else { return .internal }
+        // The fetch runs on the HTTP client's event loop; this thread waits for it, never past
+        // the run's deadline.
+        let remaining = Double(input.deadline.uptimeNanoseconds &- min(input.deadline.uptimeNanoseconds, DispatchTime.now().uptimeNanoseconds)) / 1e9
+        let timeout = min(settings.fetchTimeout, .nanoseconds(Int64(remaining * 1e9)))
+        let outcome = LockedValue<Result<OutboundResponse, OutboundFailure>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        let limit = settings.maxFetchResponseBytes
+        let task = Task {
+            do throws(OutboundFailure) {
+                let response = try await client.fetch(request, timeout: timeout, maxResponseBytes: limit)
+                outcome.withLock { $0 = .success(response) }
+            } catch {
+                outcome.withLock { $0 = .failure(error) }
+            }
+            done.signal()
+        }
+        if done.wait(timeout: input.deadline) == .timedOut {
+            task.cancel()
+            throw GuestRun.HostAbort(failure: .timeout)
+        }
+        switch outcome.withLock({ $0 }) {
+        case .success(let response):
+            var writer = JSONWriter(capacity: response.body.count * 4 / 3 + 256)
+            writer.beginObject()
+            writer.key("status")
+            writer.int(response.status)
+            writer.member("headers", map: response.headers)
+            writer.member("body_b64", Data(response.body).base64EncodedString())
+            writer.endObject()
+            return hand(writer.bytes, to: instance, memory: memory, outPointer: values[2])
+        case .failure(.tooLarge): return .tooLarge
+        case .failure(.timeout):
+            try checkDeadline()
+            return .transport
+        case .failure(.transport), nil: return .transport
+        }
+    }
+
+    /// Copies `bytes` into memory from the guest's `alloc` and stores `(ptr, len)` at `outPointer`.
+    private func hand(_ bytes: [UInt8], to instance: Instance, memory: Memory, outPointer: UInt32) -> Code {
+        guard GuestMemory.inBounds(outPointer, 8, memory), let alloc = instance.exports[function: "alloc"],
+            let pointer = try? GuestRun.allocate(bytes.count, alloc: alloc, memory: memory, what: "an import's answer"),
+            (try? GuestMemory.write(bytes, at: pointer, memory: memory)) != nil
+        else { return .internal }
+        let length = UInt32(bytes.count)
+        let pair: [UInt8] = [pointer, length].flatMap { value in (0..<4).map { UInt8(truncatingIfNeeded: value >> ($0 * 8)) } }
+        guard (try? GuestMemory.write(pair, at: outPointer, memory: memory)) != nil else { return .internal }
+        return .ok
+    }
+
+    /// `{url, method?, headers?, body_b64?}`, checked; nil when malformed.
+    static func outboundRequest(_ bytes: [UInt8]) -> OutboundRequest? {
+        guard let json = try? JSONReader.parse(bytes, maxDepth: 8), case .object = json, let urlText = json["url"]?.string,
+            let (url, host) = OutboundRequest.checkedURL(urlText)
+        else { return nil }
+        var method = "GET"
+        if let value = json["method"], value != .null {
+            guard let text = value.string?.uppercased(), !text.isEmpty, text.utf8.count <= 16, text.utf8.allSatisfy({ $0 >= 0x41 && $0 <= 0x5A })
+            else { return nil }
+            method = text
+        }
+        var headers: [(String, String)] = []
+        if let value = json["headers"], value != .null {
+            guard case .object(let members) = value else { return nil }
+            for (name, member) in members {
+                guard let text = member.string, GuestResponse.isHeaderName(name), GuestResponse.isHeaderValue(text) else { return nil }
+                headers.append((name, text))
+            }
+        }
+        var body: [UInt8]?
+        if let value = json["body_b64"], value != .null {
+            guard let text = value.string, let data = Data(base64Encoded: text) else { return nil }
+            body = Array(data)
+        }
+        return OutboundRequest(url: url, host: host, method: method, headers: headers, body: body)
+    }
+}
+
+/// Reads what a handler answered.
+enum GuestResponse {
+    /// A JSON object with a `status` member is a response and must be well formed; any other
+    /// bytes are an opaque body (status 200, no headers).
+    static func decode(_ bytes: [UInt8]) throws(ExecuteFailure) -> ExecuteResponse {
+        guard let first = bytes.first(where: { !($0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09) }), first == UInt8(ascii: "{"),
+            let json = try? JSONReader.parse(bytes, maxDepth: 16), let statusValue = json["status"]
+        else { return ExecuteResponse(status: 200, headers: [:], body: bytes) }
+        guard case .number(let text) = statusValue, let status = Int(text), (100...599).contains(status) else {
+            throw .executeFailed("bad response: status must be an integer from 100 to 599")
+        }
+        var headers: [String: String] = [:]
+        if let value = json["headers"], value != .null {
+            guard case .object(let members) = value else { throw .executeFailed("bad response: headers must be an object of strings") }
+            for (name, member) in members {
+                guard let text = member.string else { throw .executeFailed("bad response: header \(Text.short(name, 64)) is not a string") }
+                guard isHeaderName(name), isHeaderValue(text) else {
+                    throw .executeFailed("bad response: header \(Text.short(name, 64)) is not a valid HTTP header")
+                }
+                headers[name.lowercased()] = text
+            }
+        }
+        var body: [UInt8]?
+        if let value = json["body_b64"], value != .null {
+            guard let text = value.string, let data = Data(base64Encoded: text) else {
+                throw .executeFailed("bad response: body_b64 is not standard base64")
+            }
+            body = Array(data)
+        }
+        return ExecuteResponse(status: status, headers: headers, body: body)
+    }
+
+    /// An RFC 9110 token.
+    static func isHeaderName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 256
+            && name.utf8.allSatisfy { byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || "!#$%&'*+-.^_`|~".utf8.contains(byte)
+            }
+    }
+
+    /// No control characters but tab (so no CR or LF: no header injection downstream).
+    static func isHeaderValue(_ value: String) -> Bool {
+        value.utf8.count <= 16_384 && value.utf8.allSatisfy { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }
+    }
+}
