@@ -142,6 +142,7 @@ let package = Package(
                 "RunnerCache",
                 "ExtensionRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -66,7 +66,7 @@ public struct Capability: RawRepresentable, Hashable, Sendable, Comparable, Cust
     }
 
     /// Trim (spaces, tabs, line breaks) and ASCII lowercase, as Alga does.
-    static func normalise(_ text: String) -> String {
+    public static func normalise(_ text: String) -> String {
         let trimmed = text.utf8.drop { isSpace($0) }.reversed().drop { isSpace($0) }.reversed()
         return String(decoding: trimmed.map { ($0 >= 65 && $0 <= 90) ? $0 + 32 : $0 }, as: UTF8.self)
     }

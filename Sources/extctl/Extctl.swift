@@ -12,10 +12,10 @@ import ManifestV2
 struct Extctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "extctl",
-        abstract: "Pack, sign, verify, publish, install and cache extension bundles (bundle.tar.zst).",
+        abstract: "Pack, sign, verify, publish, install, cache and run extension bundles (bundle.tar.zst).",
         subcommands: [
             Pack.self, Unpack.self, Inspect.self, Hash.self, Keygen.self, Sign.self, Verify.self, Store.self, ManifestCommand.self,
-            Publish.self, Install.self, Enable.self, Disable.self, Uninstall.self, ListCommand.self, Resolve.self, CacheCommand.self,
+            Publish.self, Install.self, Enable.self, Disable.self, Uninstall.self, ListCommand.self, Resolve.self, CacheCommand.self, Run.self,
         ]
     )
 
