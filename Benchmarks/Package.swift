@@ -10,6 +10,7 @@ let package = Package(
     dependencies: [
         .package(name: "ExtBundles", path: ".."),
         .package(url: "https://github.com/ordo-one/package-benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/swiftwasm/WasmKit.git", from: "0.4.2"),
     ],
     targets: [
         .target(
@@ -21,6 +22,8 @@ let package = Package(
                 .product(name: "ExtensionHost", package: "ExtBundles"),
                 .product(name: "RegistryV2", package: "ExtBundles"),
                 .product(name: "RegistryV2SQLite", package: "ExtBundles"),
+                .product(name: "RunnerCache", package: "ExtBundles"),
+                .product(name: "ExtensionRuntime", package: "ExtBundles"),
             ],
             path: "Sources/BenchSupport"
         ),
@@ -69,6 +72,16 @@ let package = Package(
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
         ),
         .executableTarget(
+            name: "ExecuteBenchmarks",
+            dependencies: [
+                "BenchSupport",
+                .product(name: "Benchmark", package: "package-benchmark"),
+                .product(name: "ExtensionRuntime", package: "ExtBundles"),
+            ],
+            path: "Benchmarks/ExecuteBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+        ),
+        .executableTarget(
             name: "archive-bench",
             dependencies: [
                 "BenchSupport",
@@ -78,6 +91,8 @@ let package = Package(
                 .product(name: "RunnerCache", package: "ExtBundles"),
                 .product(name: "ManifestV2", package: "ExtBundles"),
                 .product(name: "ExtensionHost", package: "ExtBundles"),
+                .product(name: "ExtensionRuntime", package: "ExtBundles"),
+                .product(name: "WAT", package: "WasmKit"),
             ],
             path: "Sources/archive-bench"
         ),

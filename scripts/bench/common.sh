@@ -9,6 +9,11 @@ BENCH="$ROOT/Benchmarks/.build/release/archive-bench"
 build_release() {
     echo "building release binaries..." >&2
     swift build -c release --static-swift-stdlib --package-path "$ROOT" --product extctl >&2
+    build_bench
+}
+
+# build_bench: only archive-bench (for the scripts that do not run extctl).
+build_bench() {
     # SwiftPM reuses the Benchmarks package's build plan even when files were added to the
     # package it depends on by path; dropping the plan makes it look again.
     rm -f "$ROOT/Benchmarks/.build/release.yaml"

@@ -8,13 +8,21 @@
 //   archive-bench resolve [N]       resolve (tenant, extension) on SQLite, 2 tasks: resolutions per second
 //                                   (RESOLVE_CACHE=0: every call reads SQLite)
 //   archive-bench publish [N]       finalize an already stored bundle, in memory: publishes per second
+//   archive-bench execute-warm [N]  execute hello-world's GET /hello, module parsed: p50 and p99 microseconds
+//   archive-bench execute-first [N] a new executor's first execute over a filled cache (parse, probe,
+//                                   instantiate, run): p50 and p99 milliseconds
+//   archive-bench execute-timeout MS [N]  a handler that never returns, timeout_ms MS: how long past
+//                                   MS the answer came, median and worst, milliseconds
+//   archive-bench execute-module DIR   build hello-world under DIR and print its dist/main.wasm path
 import BenchSupport
 import BundleArchive
 import BundleCore
 import BundleStore
+import ExtensionRuntime
 import Foundation
 import ManifestV2
 import RunnerCache
+import WAT
 
 func now() -> Double {
     var spec = timespec()
@@ -48,6 +56,81 @@ case "manifest":
     let start = now()
     for _ in 0..<count where ManifestValidator.validate(bytes).isValid { valid += 1 }
     print(String(format: "%.0f", Double(count) / (now() - start)), valid == count ? "valid" : "invalid")
+case "execute-warm", "execute-first", "execute-timeout", "execute-module":
+    let mode = arguments[1]
+    let root = NSTemporaryDirectory() + "/extbundles-execute-\(getpid())"
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    if mode == "execute-module" {
+        let folder = arguments.count > 2 ? arguments[2] : root
+        let bench = try await ExecuteBench.make(root: folder)
+        print(bench.exampleFolder + "/dist/main.wasm")
+        break
+    }
+    let bench = try await ExecuteBench.make(root: root)
+    let request = bench.request()
+    func percentiles(_ values: [Double]) -> (Double, Double) {
+        let sorted = values.sorted()
+        return (sorted[sorted.count / 2], sorted[min(sorted.count - 1, sorted.count * 99 / 100)])
+    }
+    switch mode {
+    case "execute-warm":
+        let count = arguments.count > 2 ? Int(arguments[2]) ?? 20_000 : 20_000
+        let executor = bench.executor()
+        let samples = try await Task.detached { () async throws -> [Double] in
+            for _ in 0..<500 { _ = await executor.execute(request) }
+            var samples: [Double] = []
+            samples.reserveCapacity(count)
+            for _ in 0..<count {
+                let start = now()
+                let response = await executor.execute(request)
+                samples.append((now() - start) * 1e6)
+                guard response.error == nil else { throw BenchFailure(message: response.error ?? "") }
+            }
+            return samples
+        }.value
+        let (p50, p99) = percentiles(samples)
+        print(String(format: "%.1f %.1f", p50, p99), "µs p50 p99 per warm execute of hello-world (\(count) requests)")
+    case "execute-first":
+        let count = arguments.count > 2 ? Int(arguments[2]) ?? 200 : 200
+        let samples = try await Task.detached { () async throws -> [Double] in
+            var samples: [Double] = []
+            for _ in 0..<count {
+                let executor = bench.executor()
+                let start = now()
+                let response = await executor.execute(request)
+                samples.append((now() - start) * 1e3)
+                guard response.error == nil else { throw BenchFailure(message: response.error ?? "") }
+            }
+            return samples
+        }.value
+        let (p50, p99) = percentiles(samples)
+        print(String(format: "%.3f %.3f", p50, p99), "ms p50 p99 per first execute after a cache fill (\(count) executors)")
+    default:
+        let milliseconds = arguments.count > 2 ? UInt64(arguments[2]) ?? 200 : 200
+        let count = arguments.count > 3 ? Int(arguments[3]) ?? 10 : 10
+        let spin = try wat2wasm("""
+            (module (memory (export "memory") 1)
+              (func (export "alloc") (param i32) (result i32) (i32.const 4096))
+              (func (export "handler") (param i32 i32 i32) (result i32) (loop $l (br $l)) (i32.const 0)))
+            """)
+        let modules = try FixedModuleSource(root: root + "/spin", bytes: spin)
+        var configuration = WasmKitExecutor.Configuration()
+        configuration.logger.logLevel = .critical
+        let executor = WasmKitExecutor(modules: modules, configuration: configuration)
+        var spinRequest = request
+        spinRequest.context.contentHash = modules.hash.prefixed
+        spinRequest.limits = .init(timeoutMs: milliseconds)
+        _ = await executor.execute(ExecuteRequest(context: spinRequest.context, http: spinRequest.http, limits: .init(timeoutMs: 10)))
+        var overshoot: [Double] = []
+        for _ in 0..<count {
+            let start = now()
+            let response = await executor.execute(spinRequest)
+            overshoot.append((now() - start) * 1e3 - Double(milliseconds))
+            guard response.error == "execute_failed: timeout" else { throw BenchFailure(message: response.error ?? "no error") }
+        }
+        let (median, _) = percentiles(overshoot)
+        print(String(format: "%.2f %.2f", median, overshoot.max() ?? 0), "ms median and worst past timeout_ms=\(milliseconds) (\(count) runs)")
+    }
 case "cache-hit":
     let count = arguments.count > 2 ? Int(arguments[2]) ?? 100_000 : 100_000
     let root = NSTemporaryDirectory() + "/extbundles-cache-hit-\(getpid())"
@@ -107,4 +190,25 @@ case "publish":
 default:
     FileHandle.standardError.write(Data("usage: archive-bench sha256 [MiB] | walk FILE | walk-hash FILE | manifest FILE [N] | cache-hit [N] | resolve [N] | publish [N]\n".utf8))
     exit(2)
+}
+
+/// Serves one module by its hash (for the timeout figure, which needs no bundle).
+final class FixedModuleSource: ModuleCache {
+    let hash: ContentHash
+    let path: String
+
+    init(root: String, bytes: [UInt8]) throws {
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        hash = ContentHash.of(bytes)
+        path = root + "/main.wasm"
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+    }
+
+    func ensureModuleCached(_ hash: ContentHash) async throws -> ModuleHandle {
+        ModuleHandle(hash: hash, path: path, size: 0, bundleRoot: "", lease: CacheLease(hash: hash) {})
+    }
+
+    func ensureUiCached(_ hash: ContentHash) async throws -> UIHandle {
+        throw CacheError(code: .cacheNotFound, reason: "none", hash: hash)
+    }
 }
