@@ -109,6 +109,7 @@ let package = Package(
             dependencies: [
                 "BundleCore", "RunnerCache", "ManifestV2",
                 .product(name: "WasmKit", package: "WasmKit"),
+                .product(name: "WasmParser", package: "WasmKit"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -221,7 +222,9 @@ let package = Package(
         ),
         .testTarget(
             name: "ExtctlTests",
-            dependencies: ["extctl", "BundleArchive", "BundleCore", "BundleStore", "RunnerCache", "TestSupport"],
+            dependencies: [
+                "extctl", "BundleArchive", "BundleCore", "BundleStore", "RunnerCache", "TestSupport", .product(name: "WAT", package: "WasmKit"),
+            ],
             swiftSettings: swiftSettings
         ),
     ],

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+public import BundleCore
 public import Foundation
 import NIOCore
 import NIOHTTP1
@@ -20,6 +21,42 @@ public struct EgressPolicy: Sendable, Equatable {
     /// The policy of `EXT_EGRESS_ALLOWLIST` (comma-separated hosts).
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> EgressPolicy {
         EgressPolicy(allowlist: (environment["EXT_EGRESS_ALLOWLIST"] ?? "").split(separator: ",").map(String.init))
+    }
+
+    /// Whether an address host (or `localhost`) may be reached: loopback, private, link-local
+    /// (cloud metadata at 169.254.169.254), unspecified and unique-local addresses only when an
+    /// entry names them exactly. Alga has no such rule; without it an empty allowlist lets a guest
+    /// reach the runner itself and the cloud's metadata service. (A DNS name that resolves to such
+    /// an address is not caught here.)
+    public func allowsAddress(of host: String) -> Bool {
+        let host = Capability.normalise(host)
+        guard Self.isInternal(host) else { return true }
+        return allowlist.contains(host)
+    }
+
+    /// Whether `host` is `localhost` or an address of the host's own or a private network.
+    static func isInternal(_ host: String) -> Bool {
+        if host == "localhost" || host.hasSuffix(".localhost") { return true }
+        if host.contains(":") {
+            let bare = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
+            return bare == "::" || bare == "::1" || bare.hasPrefix("fe8") || bare.hasPrefix("fe9") || bare.hasPrefix("fea")
+                || bare.hasPrefix("feb") || bare.hasPrefix("fc") || bare.hasPrefix("fd") || bare.hasPrefix("::ffff:")
+        }
+        // A top-level label never starts with a digit: a host whose last label does is an
+        // address, and only the canonical dotted quad is judged; other forms a resolver would
+        // take (`127.1`, `0x7f.1`, `2130706433`, `010.0.0.1`) count as internal.
+        guard let last = host.split(separator: ".").last, let first = last.utf8.first, first >= 0x30 && first <= 0x39 else { return false }
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4,
+            parts.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 3 && $0.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } && ($0 == "0" || $0.first != "0") })
+        else { return true }
+        let octets = parts.map { Int($0) ?? 256 }
+        guard octets.allSatisfy({ $0 <= 255 }) else { return true }
+        switch (octets[0], octets[1]) {
+        case (0, _), (10, _), (127, _), (169, 254), (192, 168): return true
+        case (172, 16...31), (100, 64...127): return true
+        default: return false
+        }
     }
 
     /// Whether `host` (as a URL gives it) may be reached.
@@ -104,13 +141,40 @@ public struct OutboundResponse: Sendable, Equatable {
 }
 
 /// Why an outbound request did not get an answer.
-public enum OutboundFailure: Error, Sendable, Equatable {
-    /// The connection failed, was reset, or the server did not speak HTTP.
-    case transport(String)
-    /// No answer in time.
-    case timeout
-    /// The answer's body was larger than the cap.
-    case tooLarge(limit: Int)
+public struct OutboundFailure: ExtBundlesError, Equatable {
+    /// What kind of failure.
+    public enum Kind: String, Sendable {
+        /// The connection failed, was refused or reset, or the server did not speak HTTP.
+        case transport = "FETCH_TRANSPORT"
+        /// No answer in time.
+        case timeout = "FETCH_TIMEOUT"
+        /// The answer's body was larger than the cap.
+        case tooLarge = "FETCH_TOO_LARGE"
+    }
+
+    /// The kind.
+    public var kind: Kind
+    /// The underlying error or the cap, for logs.
+    public var detail: String
+
+    /// Creates a failure.
+    public init(_ kind: Kind, detail: String = "") {
+        self.kind = kind
+        self.detail = detail
+    }
+
+    /// `FETCH_TRANSPORT`, `FETCH_TIMEOUT` or `FETCH_TOO_LARGE`.
+    public var code: ErrorCode { ErrorCode(rawValue: kind.rawValue) }
+    /// A short description.
+    public var description: String {
+        switch kind {
+        case .transport: "the outbound request failed"
+        case .timeout: "the outbound request timed out"
+        case .tooLarge: "the outbound answer is larger than the cap"
+        }
+    }
+    /// Every field.
+    public var debugDescription: String { "OutboundFailure(code: \(kind.rawValue), detail: \(detail))" }
 }
 
 /// What the runner uses to make a guest's outbound HTTP requests (a seam: hosts' tests inject a
@@ -160,11 +224,13 @@ public final class AsyncHTTPOutboundClient: OutboundHTTPClient {
         do {
             let response = try await client.execute(outbound, timeout: amount)
             if let length = response.headers.first(name: "content-length").flatMap(Int.init), length > maxResponseBytes {
-                throw OutboundFailure.tooLarge(limit: maxResponseBytes)
+                throw OutboundFailure(.tooLarge, detail: "content-length \(length), cap \(maxResponseBytes)")
             }
             var body: [UInt8] = []
             for try await chunk in response.body {
-                guard body.count + chunk.readableBytes <= maxResponseBytes else { throw OutboundFailure.tooLarge(limit: maxResponseBytes) }
+                guard body.count + chunk.readableBytes <= maxResponseBytes else {
+                    throw OutboundFailure(.tooLarge, detail: "cap \(maxResponseBytes)")
+                }
                 body.append(contentsOf: chunk.readableBytesView)
             }
             var headers: [String: String] = [:]
@@ -173,9 +239,9 @@ public final class AsyncHTTPOutboundClient: OutboundHTTPClient {
         } catch let failure as OutboundFailure {
             throw failure
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
-            throw .timeout
+            throw OutboundFailure(.timeout, detail: String(describing: error))
         } catch {
-            throw .transport(String(describing: error))
+            throw OutboundFailure(.transport, detail: String(describing: error))
         }
     }
 }

@@ -1,5 +1,6 @@
 public import BundleCore
 @_spi(Fuzzing) import WasmKit
+import WasmParser
 
 /// A guest module parsed, validated and checked against the `wasm-core@1` contract
 /// (`docs/guest-abi.md`), ready to be instantiated once per request.
@@ -40,11 +41,28 @@ public struct GuestModule: Sendable {
         }
     }
 
+    /// The proposals a guest may use: reference types (clang's default output) and nothing that
+    /// allocates outside the guest's limits (exception handling keeps every caught exception in
+    /// host memory until the call returns).
+    public static let features: WasmFeatureSet = [.referenceTypes]
+
+    /// The engine settings a guest runs with: the guest features and fuel metering (which the
+    /// deadline needs).
+    public static func engineConfiguration(stackSize: Int = 1 << 19) -> EngineConfiguration {
+        EngineConfiguration(stackSize: stackSize, features: features, fuelMetering: true)
+    }
+
     /// The header of a component (layer 1): `\0asm` then version 0x0d, layer 1.
     static let componentHeader: [UInt8] = [0x00, 0x61, 0x73, 0x6D, 0x0D, 0x00, 0x01, 0x00]
 
-    /// Loads `bytes` with `engine`'s settings.
-    public static func load(_ bytes: [UInt8], hash: ContentHash? = nil, engine: Engine) throws(ExecuteFailure) -> GuestModule {
+    /// Loads `bytes` with `engine`'s settings: at most `maxBytes` of module, tables of at most
+    /// `maxTableElements` elements together.
+    public static func load(
+        _ bytes: [UInt8], hash: ContentHash? = nil, engine: Engine, maxBytes: Int = 32 << 20, maxTableElements: Int = 100_000
+    ) throws(ExecuteFailure) -> GuestModule {
+        guard bytes.count <= maxBytes else {
+            throw .executeFailed("the module is larger than \(maxBytes) bytes (\(bytes.count))")
+        }
         guard bytes.count >= 8, bytes[0..<4].elementsEqual([0x00, 0x61, 0x73, 0x6D]) else {
             throw .executeFailed("the module is not WebAssembly (no \\0asm header)")
         }
@@ -54,7 +72,7 @@ public struct GuestModule: Sendable {
         }
         var module: Module
         do {
-            module = try parseWasm(bytes: bytes)
+            module = try parseWasm(bytes: bytes, features: engine.configuration.features)
         } catch {
             throw .executeFailed("the module does not parse: \(Text.short(String(describing: error)))", detail: String(reflecting: error))
         }
@@ -96,7 +114,7 @@ public struct GuestModule: Sendable {
         probe.dropStartFunction()
         let eager = Engine(configuration: EngineConfiguration(compilationMode: .eager, features: engine.configuration.features))
         let store = Store(engine: eager)
-        store.resourceLimiter = ProbeLimiter()
+        store.resourceLimiter = GuestLimiter(maxMemoryBytes: 1 << 32, maxTableElements: maxTableElements)
         var imports = Imports()
         for host in used {
             imports.define(module: "alga", name: host.rawValue, Function(store: store, type: host.type) { _, _ in throw ProbeCall() })
@@ -105,7 +123,16 @@ public struct GuestModule: Sendable {
         do {
             instance = try probe.instantiate(store: store, imports: imports)
         } catch {
-            throw .executeFailed("the module does not validate: \(Text.short(String(describing: error)))", detail: String(reflecting: error))
+            let text = String(describing: error)
+            if text.contains("initial table size exceeds the resource limit") {
+                throw .executeFailed("the module's tables are larger than \(maxTableElements) elements")
+            }
+            if text.hasPrefix("Trap: ") {
+                // A resource the host could not give now (address space, say): not the module's
+                // fault, and not remembered.
+                throw ExecuteFailure(.executeFailed, "the module could not be instantiated: \(Text.short(text))", detail: transientMarker)
+            }
+            throw .executeFailed("the module does not validate: \(Text.short(text))", detail: String(reflecting: error))
         }
         let expected: [(String, FunctionType, String)] = [
             ("alloc", FunctionType(parameters: [.i32], results: [.i32]), "(i32) -> i32"),
@@ -122,15 +149,27 @@ public struct GuestModule: Sendable {
 
     private struct ProbeCall: Error {}
 
-    /// Lets a probe instance have the memory it declares (it is never run), up to 4 GiB.
-    private final class ProbeLimiter: ResourceLimiter {
-        func limitMemoryGrowth(to desired: Int) throws -> Bool { desired <= 1 << 32 }
-        func limitTableGrowth(to desired: Int) throws -> Bool { desired <= 10_000_000 }
-    }
+    /// The detail of a load failure that may not happen next time (it is not remembered).
+    static let transientMarker = "transient"
 }
 
-/// Text for error messages that may carry what a guest or a module wrote.
+/// Text for error messages and logs that may carry what a guest or a module wrote.
 enum Text {
+    /// Control characters (line breaks, escape sequences) written as `\u{XX}`, so a guest's
+    /// log line stays one line.
+    static func escapingControls(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F || (0x80..<0xA0).contains($0.value) }) else { return text }
+        var out = ""
+        for scalar in text.unicodeScalars {
+            if scalar.value < 0x20 || scalar.value == 0x7F || (0x80..<0xA0).contains(scalar.value) {
+                out += "\\u{\(String(scalar.value, radix: 16))}"
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
     /// At most `limit` characters, control characters replaced by `?`.
     static func short(_ text: String, _ limit: Int = 200) -> String {
         var out = ""

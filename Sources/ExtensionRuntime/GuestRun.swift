@@ -44,14 +44,10 @@ enum GuestRun {
         let store = Store(engine: engine)
         store.resourceLimiter = GuestLimiter(maxMemoryBytes: input.memoryBytes, maxTableElements: settings.maxTableElements)
         store.fuel = Fuel(remaining: input.fuel ?? (UInt64.max >> 1))
-        let control = RunControl(store: store)
+        let control = RunControl(store: store, deadline: input.deadline)
         if DispatchTime.now() >= input.deadline { return .failure(.timeout) }
-        let watchdog = DispatchWorkItem { control.fire() }
-        DispatchQueue.global().asyncAfter(deadline: input.deadline, execute: watchdog)
-        defer {
-            control.finish()
-            watchdog.cancel()
-        }
+        Watchdog.shared.watch(control)
+        defer { control.finish() }
         let state = HostState(input: input, settings: settings, control: control)
         do {
             let response = try call(guest, store: store, state: state, input: input, settings: settings)
@@ -71,7 +67,7 @@ enum GuestRun {
                 let reason = text.dropFirst(6).split(separator: "\n", maxSplits: 1).first.map(String.init) ?? ""
                 return .failure(.executeFailed("trap: \(Text.short(reason))", detail: text))
             }
-            return .failure(.executeFailed("instantiate: \(Text.short(text))", detail: String(reflecting: error)))
+            return .failure(.executeFailed(Text.short(text), detail: String(reflecting: error)))
         }
     }
 
@@ -82,7 +78,16 @@ enum GuestRun {
         for host in guest.imports {
             imports.define(module: "alga", name: host.rawValue, state.function(host, store: store))
         }
-        let instance = try guest.module.instantiate(store: store, imports: imports)
+        let instance: Instance
+        do {
+            instance = try guest.module.instantiate(store: store, imports: imports)
+        } catch let error where !(error is GuestRun.HostAbort) && !String(describing: error).hasPrefix("Trap: ") {
+            let text = String(describing: error)
+            if text.contains("initial memory size exceeds the resource limit") {
+                throw ExecuteFailure.executeFailed("the module's initial memory is larger than memory_mb", detail: text)
+            }
+            throw ExecuteFailure.executeFailed("instantiate: \(Text.short(text))", detail: String(reflecting: error))
+        }
         guard let memory = instance.exports[memory: "memory"], let alloc = instance.exports[function: "alloc"],
             let handler = instance.exports[function: "handler"]
         else { throw ExecuteFailure.executeFailed("the instance lacks memory, alloc or handler") }
@@ -144,9 +149,15 @@ enum GuestMemory {
 }
 
 /// Caps a store's memory and tables.
-final class GuestLimiter: ResourceLimiter {
+///
+/// Memory: each memory at most `maxMemoryBytes`. Tables: every table created or grown counts its
+/// new size against one budget for the whole store (a growth counts the table's whole new size,
+/// so the sum only ever overstates), so many tables cannot add up to more than one may hold.
+final class GuestLimiter: ResourceLimiter, @unchecked Sendable {
     let maxMemoryBytes: Int
     let maxTableElements: Int
+    private let lock = NSLock()
+    private var tableElements = 0
 
     init(maxMemoryBytes: Int, maxTableElements: Int) {
         self.maxMemoryBytes = maxMemoryBytes
@@ -154,41 +165,110 @@ final class GuestLimiter: ResourceLimiter {
     }
 
     func limitMemoryGrowth(to desired: Int) throws -> Bool { desired <= maxMemoryBytes }
-    func limitTableGrowth(to desired: Int) throws -> Bool { desired <= maxTableElements }
+
+    func limitTableGrowth(to desired: Int) throws -> Bool {
+        lock.withLock {
+            guard desired <= maxTableElements - tableElements else { return false }
+            tableElements += desired
+            return true
+        }
+    }
 }
 
 /// Stops a run at its deadline.
 ///
 /// WasmKit checks fuel at every region of translated code, so draining a store's fuel stops a
 /// guest at its next loop iteration or call. The drain is a plain write from another thread, which
-/// may race with the interpreter's own read-modify-write of the same cell; it is repeated until
-/// the run reports that it has finished, so one lost write only delays the stop by a fraction of
-/// a millisecond. The store is thread-confined otherwise; this is the one cross-thread access.
+/// may race with the interpreter's own read-modify-write of the same cell; the watchdog repeats it
+/// every 200 µs until the run reports that it has finished, so one lost write only delays the stop
+/// by a fraction of a millisecond. The store is thread-confined otherwise; this is the one
+/// cross-thread access.
 final class RunControl: @unchecked Sendable {
     private let lock = NSLock()
     private let store: Store
+    let deadline: DispatchTime
     private var finished = false
     private var fired = false
 
-    init(store: Store) { self.store = store }
+    init(store: Store, deadline: DispatchTime) {
+        self.store = store
+        self.deadline = deadline
+    }
 
     /// Whether the deadline passed before the run finished.
     var timedOut: Bool { lock.withLock { fired } }
 
-    /// Drains the fuel until the run finishes (at most about 10 s of attempts).
-    func fire() {
-        for attempt in 0..<50_000 {
-            let done: Bool = lock.withLock {
-                if finished { return true }
-                fired = true
-                store.fuel = Fuel(remaining: 0)
-                return false
-            }
-            if done { return }
-            usleep(attempt < 10 ? 50 : 200)
+    /// Whether the run has finished.
+    var isFinished: Bool { lock.withLock { finished } }
+
+    /// Drains the fuel once, unless the run has finished; returns whether it has.
+    func drain() -> Bool {
+        lock.withLock {
+            if finished { return true }
+            fired = true
+            store.fuel = Fuel(remaining: 0)
+            return false
         }
     }
 
     /// Marks the run finished; the drain stops.
     func finish() { lock.withLock { finished = true } }
+}
+
+/// One thread that stops every run at its deadline (never a thread per run, never a thread of
+/// a shared queue held while a guest winds down).
+final class Watchdog: @unchecked Sendable {
+    static let shared = Watchdog()
+
+    private let condition = NSCondition()
+    private var watched: [(due: UInt64, control: RunControl)] = []
+    private var started = false
+
+    /// Watches `control` until its run finishes.
+    func watch(_ control: RunControl) {
+        condition.lock()
+        watched.append((control.deadline.uptimeNanoseconds, control))
+        if !started {
+            started = true
+            let thread = Thread { [self] in loop() }
+            thread.name = "extbundles-watchdog"
+            thread.start()
+        }
+        condition.signal()
+        condition.unlock()
+    }
+
+    private func loop() {
+        condition.lock()
+        while true {
+            let now = DispatchTime.now().uptimeNanoseconds
+            var index = 0
+            var next = UInt64.max
+            while index < watched.count {
+                let entry = watched[index]
+                if entry.control.isFinished {
+                    watched.swapAt(index, watched.count - 1)
+                    watched.removeLast()
+                    continue
+                }
+                if entry.due <= now {
+                    if entry.control.drain() {
+                        watched.swapAt(index, watched.count - 1)
+                        watched.removeLast()
+                        continue
+                    }
+                    watched[index].due = now + 200_000
+                }
+                next = min(next, watched[index].due)
+                index += 1
+            }
+            if next == UInt64.max {
+                condition.wait()
+            } else {
+                // Finished runs are swept at the next wake-up; wake at least every 50 ms for them.
+                let wait = min(next - min(next, DispatchTime.now().uptimeNanoseconds), 50_000_000)
+                _ = condition.wait(until: Date(timeIntervalSinceNow: Double(wait) / 1e9))
+            }
+        }
+    }
 }

@@ -16,6 +16,9 @@ final class HostState: @unchecked Sendable {
     let control: RunControl
     private var logLines = 0
     private var logsDropped = false
+    /// Set while an import calls back into the guest (its `alloc`): an import called from there
+    /// is refused, so a guest cannot make the host recurse without end.
+    private var inCallback = false
 
     init(input: GuestInput, settings: GuestHostSettings, control: RunControl) {
         self.input = input
@@ -57,7 +60,7 @@ final class HostState: @unchecked Sendable {
 
     private func log(_ caller: borrowing Caller, _ args: [Value], level: Logger.Level) throws -> [Value] {
         try checkDeadline()
-        guard input.grants.contains(.logEmit) else { return [] }
+        guard input.grants.contains(.logEmit), !inCallback else { return [] }
         guard logLines < settings.maxLogLines else {
             if !logsDropped {
                 logsDropped = true
@@ -73,7 +76,7 @@ final class HostState: @unchecked Sendable {
             input.logger.debug("a guest log line outside memory was dropped", metadata: ["source": "guest"])
             return []
         }
-        var line = String(decoding: bytes, as: UTF8.self)
+        var line = Text.escapingControls(String(decoding: bytes, as: UTF8.self))
         if Int(values[1]) > count { line += "…" }
         input.logger.log(level: level, "\(line)", metadata: ["source": "guest"])
         return []
@@ -83,31 +86,32 @@ final class HostState: @unchecked Sendable {
 
     private func secret(_ caller: borrowing Caller, _ args: [Value]) throws -> Code {
         try checkDeadline()
+        guard !inCallback else { return .internal }
         guard input.grants.contains(.secretsGet) else { return .notAllowed }
         let values = arguments(args)
-        guard let instance = caller.instance, let memory = instance.exports[memory: "memory"],
-            let bytes = try? GuestMemory.read(at: values[0], count: Int(values[1]), memory: memory, what: "a secret name"),
-            bytes.count <= 1024
+        guard values[1] <= 1024, let instance = caller.instance, let memory = instance.exports[memory: "memory"],
+            let bytes = try? GuestMemory.read(at: values[0], count: Int(values[1]), memory: memory, what: "a secret name")
         else { return .invalidRequest }
         guard let value = input.secrets[String(decoding: bytes, as: UTF8.self)] else { return .missing }
-        return hand(Array(value.utf8), to: instance, memory: memory, outPointer: values[2])
+        return try hand(Array(value.utf8), to: instance, memory: memory, outPointer: values[2])
     }
 
     // MARK: http.fetch
 
     private func fetch(_ caller: borrowing Caller, _ args: [Value]) throws -> Code {
         try checkDeadline()
+        guard !inCallback else { return .internal }
         guard input.grants.contains(.httpFetch) else {
             input.logger.debug("http.fetch without cap:http.fetch refused", metadata: ["source": "guest"])
             return .notAllowed
         }
         let values = arguments(args)
         guard let instance = caller.instance, let memory = instance.exports[memory: "memory"] else { return .internal }
-        guard Int(values[1]) <= settings.maxFetchRequestBytes,
+        guard UInt64(values[1]) <= UInt64(settings.maxFetchRequestBytes),
             let bytes = try? GuestMemory.read(at: values[0], count: Int(values[1]), memory: memory, what: "a fetch request"),
             let request = Self.outboundRequest(bytes)
         else { return .invalidRequest }
-        guard settings.egress.allows(host: request.host) else {
+        guard settings.egress.allows(host: request.host), settings.egress.allowsAddress(of: request.host) else {
             input.logger.info("http.fetch to \(request.host) refused by EXT_EGRESS_ALLOWLIST", metadata: ["source": "guest"])
             return .notAllowed
         }
@@ -133,6 +137,8 @@ final class HostState: @unchecked Sendable {
             throw GuestRun.HostAbort(failure: .timeout)
         }
         switch outcome.withLock({ $0 }) {
+        case .none:
+            return .transport
         case .success(let response):
             var writer = JSONWriter(capacity: response.body.count * 4 / 3 + 256)
             writer.beginObject()
@@ -141,21 +147,33 @@ final class HostState: @unchecked Sendable {
             writer.member("headers", map: response.headers)
             writer.member("body_b64", Data(response.body).base64EncodedString())
             writer.endObject()
-            return hand(writer.bytes, to: instance, memory: memory, outPointer: values[2])
-        case .failure(.tooLarge): return .tooLarge
-        case .failure(.timeout):
-            try checkDeadline()
-            return .transport
-        case .failure(.transport), nil: return .transport
+            return try hand(writer.bytes, to: instance, memory: memory, outPointer: values[2])
+        case .failure(let failure):
+            input.logger.debug("http.fetch to \(request.host) failed", metadata: ["source": "guest", "error": .string(failure.debugDescription)])
+            switch failure.kind {
+            case .tooLarge: return .tooLarge
+            case .timeout:
+                try checkDeadline()
+                return .transport
+            case .transport: return .transport
+            }
         }
     }
 
     /// Copies `bytes` into memory from the guest's `alloc` and stores `(ptr, len)` at `outPointer`.
-    private func hand(_ bytes: [UInt8], to instance: Instance, memory: Memory, outPointer: UInt32) -> Code {
-        guard GuestMemory.inBounds(outPointer, 8, memory), let alloc = instance.exports[function: "alloc"],
-            let pointer = try? GuestRun.allocate(bytes.count, alloc: alloc, memory: memory, what: "an import's answer"),
-            (try? GuestMemory.write(bytes, at: pointer, memory: memory)) != nil
-        else { return .internal }
+    /// A trap (or the deadline) inside `alloc` ends the run; an `alloc` that fails or answers
+    /// outside memory is `-5`.
+    private func hand(_ bytes: [UInt8], to instance: Instance, memory: Memory, outPointer: UInt32) throws -> Code {
+        guard GuestMemory.inBounds(outPointer, 8, memory), let alloc = instance.exports[function: "alloc"] else { return .internal }
+        inCallback = true
+        defer { inCallback = false }
+        let pointer: UInt32
+        do {
+            pointer = try GuestRun.allocate(bytes.count, alloc: alloc, memory: memory, what: "an import's answer")
+        } catch is ExecuteFailure {
+            return .internal
+        }
+        guard (try? GuestMemory.write(bytes, at: pointer, memory: memory)) != nil else { return .internal }
         let length = UInt32(bytes.count)
         let pair: [UInt8] = [pointer, length].flatMap { value in (0..<4).map { UInt8(truncatingIfNeeded: value >> ($0 * 8)) } }
         guard (try? GuestMemory.write(pair, at: outPointer, memory: memory)) != nil else { return .internal }
@@ -177,7 +195,9 @@ final class HostState: @unchecked Sendable {
         if let value = json["headers"], value != .null {
             guard case .object(let members) = value else { return nil }
             for (name, member) in members {
-                guard let text = member.string, GuestResponse.isHeaderName(name), GuestResponse.isHeaderValue(text) else { return nil }
+                guard let text = member.string, GuestResponse.isHeaderName(name), GuestResponse.isHeaderValue(text),
+                    !GuestResponse.isHostControlled(name)
+                else { return nil }
                 headers.append((name, text))
             }
         }
@@ -209,6 +229,8 @@ enum GuestResponse {
                 guard isHeaderName(name), isHeaderValue(text) else {
                     throw .executeFailed("bad response: header \(Text.short(name, 64)) is not a valid HTTP header")
                 }
+                // Framing and connection headers belong to whoever sends the answer on.
+                if isHostControlled(name) && name.lowercased() != "host" { continue }
                 headers[name.lowercased()] = text
             }
         }
@@ -220,6 +242,15 @@ enum GuestResponse {
             body = Array(data)
         }
         return ExecuteResponse(status: status, headers: headers, body: body)
+    }
+
+    /// Headers about the connection or the message's framing, which the host sets: a guest may
+    /// not send them on a fetch (`host` included: no reaching another virtual host behind an
+    /// allowed name) and they are dropped from its answer.
+    static func isHostControlled(_ name: String) -> Bool {
+        let lower = name.lowercased()
+        return ["host", "connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length", "expect"].contains(lower)
+            || lower.hasPrefix("proxy-")
     }
 
     /// An RFC 9110 token.

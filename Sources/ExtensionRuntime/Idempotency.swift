@@ -10,6 +10,9 @@ actor IdempotencyCache {
     struct Key: Hashable {
         var tenant: String
         var `extension`: String
+        var user: String
+        var method: String
+        var path: String
         var key: String
     }
 
@@ -20,14 +23,17 @@ actor IdempotencyCache {
     }
 
     let capacity: Int
+    let maxBytes: Int
     let ttl: TimeInterval
+    private var bytes = 0
     private let now: @Sendable () -> Date
     private var entries: [Key: Entry] = [:]
     private var inFlight: [Key: Task<ExecuteResponse, Never>] = [:]
     private var counter: UInt64 = 0
 
-    init(capacity: Int, ttl: TimeInterval, now: @escaping @Sendable () -> Date) {
+    init(capacity: Int, maxBytes: Int, ttl: TimeInterval, now: @escaping @Sendable () -> Date) {
         self.capacity = max(0, capacity)
+        self.maxBytes = max(0, maxBytes)
         self.ttl = ttl
         self.now = now
     }
@@ -43,27 +49,39 @@ actor IdempotencyCache {
         let moment = now()
         if let entry = entries[key] {
             if entry.expires > moment { return (entry.response, true) }
-            entries[key] = nil
+            remove(key)
         }
         if let running = inFlight[key] { return (await running.value, true) }
         let task = Task { await run() }
         inFlight[key] = task
         let response = await task.value
         inFlight[key] = nil
-        if shouldKeep(response), capacity > 0, ttl > 0 {
+        if shouldKeep(response), capacity > 0, ttl > 0, Self.size(response) <= maxBytes {
             counter += 1
+            remove(key)
             entries[key] = Entry(response: response, expires: now().addingTimeInterval(ttl), order: counter)
-            if entries.count > capacity { evict() }
+            bytes += Self.size(response)
+            if entries.count > capacity || bytes > maxBytes { evict() }
         }
         return (response, false)
     }
 
+    private static func size(_ response: ExecuteResponse) -> Int {
+        (response.bodyB64?.utf8.count ?? 0) + response.headers.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count } + 64
+    }
+
+    private func remove(_ key: Key) {
+        if let entry = entries.removeValue(forKey: key) { bytes -= Self.size(entry.response) }
+    }
+
     private func evict() {
         let moment = now()
-        entries = entries.filter { $0.value.expires > moment }
-        guard entries.count > capacity else { return }
+        for (key, entry) in entries where entry.expires <= moment { remove(key) }
+        guard entries.count > capacity || bytes > maxBytes else { return }
         // Down to nine tenths at once, so a full cache sorts once per tenth of its inserts.
-        let excess = entries.count - capacity * 9 / 10
-        for (key, _) in entries.sorted(by: { $0.value.order < $1.value.order }).prefix(excess) { entries[key] = nil }
+        for (key, _) in entries.sorted(by: { $0.value.order < $1.value.order }) {
+            if entries.count <= capacity * 9 / 10 && bytes <= maxBytes * 9 / 10 { break }
+            remove(key)
+        }
     }
 }

@@ -1,3 +1,4 @@
+public import BundleCore
 import Foundation
 
 /// Turns a request's secret envelope into the install's secrets (a seam: Vault, a KMS, a test
@@ -26,22 +27,28 @@ public struct InlineSecretDecrypter: SecretDecrypter {
         self.maxBytes = maxBytes
     }
 
-    /// Why an envelope could not be opened (for logs; the caller sees `secret_decrypt_failed`).
-    public struct Refusal: Error, CustomStringConvertible {
+    /// Why an envelope could not be opened (for logs; the caller sees `secret_decrypt_failed`,
+    /// never this text, which names no secret).
+    public struct Refusal: ExtBundlesError {
+        /// `SECRET_ENVELOPE_REFUSED`.
+        public var code: ErrorCode { "SECRET_ENVELOPE_REFUSED" }
         /// What was wrong.
         public var reason: String
         /// The reason.
         public var description: String { reason }
+        /// The code and the reason.
+        public var debugDescription: String { "Refusal(code: SECRET_ENVELOPE_REFUSED, reason: \(reason))" }
     }
 
-    /// Opens the envelope.
+    /// Opens the envelope: an empty ciphertext is an empty map whatever the algorithm, as in
+    /// Alga.
     public func decrypt(_ envelope: ExecuteRequest.SecretEnvelope, context: ExecuteRequest.Context) async throws -> [String: String] {
+        let text = envelope.ciphertextB64.trimmingCharacters(in: .whitespacesAndNewlines)
+        if text.isEmpty { return [:] }
         if let algorithm = envelope.algorithm?.lowercased(), algorithm.hasPrefix("vault-transit") {
             guard let vault else { throw Refusal(reason: "a vault-transit envelope and no Vault decrypter") }
             return try await vault.decrypt(envelope, context: context)
         }
-        let text = envelope.ciphertextB64.trimmingCharacters(in: .whitespacesAndNewlines)
-        if text.isEmpty { return [:] }
         guard text.utf8.count <= (maxBytes / 3 + 1) * 4 + 4 else { throw Refusal(reason: "the envelope is larger than \(maxBytes) bytes") }
         guard let data = Data(base64Encoded: text) else { throw Refusal(reason: "the ciphertext is not standard base64") }
         guard let map = try? JSONDecoder().decode([String: String].self, from: data) else {

@@ -43,9 +43,14 @@ public final class WasmKitExecutor: Executor {
         public var maxRequestBytes: Int
         /// Parsed modules kept in memory. Default 64.
         public var moduleCapacity: Int
+        /// The most module bytes kept parsed at once (the least recently used go first). Default
+        /// 256 MiB.
+        public var moduleCacheBytes: Int
+        /// The largest module loaded. Default 32 MiB.
+        public var maxModuleBytes: Int
         /// Handlers running at once (threads). Default twice the processor count, at least 4.
         public var maxConcurrentExecutions: Int
-        /// The largest table a guest may grow. Default 100,000 elements.
+        /// The elements all of a guest's tables may hold together. Default 100,000.
         public var maxTableElements: Int
         /// Log lines a guest may write per request (the rest are dropped). Default 1,000.
         public var maxLogLines: Int
@@ -62,6 +67,10 @@ public final class WasmKitExecutor: Executor {
         public var maxFetchRequestBytes: Int
         /// Idempotent responses kept. Default 10,000.
         public var idempotencyCapacity: Int
+        /// The bytes of idempotent response bodies kept at once. Default 64 MiB.
+        public var idempotencyBytes: Int
+        /// The largest response kept for idempotency (larger ones run again). Default 1 MiB.
+        public var idempotencyMaxResponseBytes: Int
         /// How long an idempotent response is kept. Default 10 minutes.
         public var idempotencyTTL: TimeInterval
         /// The interpreter's value stack per request, in bytes (deep recursion traps with
@@ -81,11 +90,12 @@ public final class WasmKitExecutor: Executor {
         /// Creates a configuration.
         public init(
             defaultTimeoutMs: UInt64 = 5_000, maxTimeoutMs: UInt64 = 600_000, defaultMemoryMb: UInt64 = 256, maxMemoryMb: UInt64 = 4_096,
-            maxResponseBytes: Int = 10 << 20, maxRequestBytes: Int = 16 << 20, moduleCapacity: Int = 64,
+            maxResponseBytes: Int = 10 << 20, maxRequestBytes: Int = 16 << 20, moduleCapacity: Int = 64, moduleCacheBytes: Int = 256 << 20,
+            maxModuleBytes: Int = 32 << 20,
             maxConcurrentExecutions: Int = max(4, ProcessInfo.processInfo.activeProcessorCount * 2), maxTableElements: Int = 100_000,
             maxLogLines: Int = 1_000, maxLogLineBytes: Int = 8_192, egress: EgressPolicy = EgressPolicy(), fetchTimeout: Duration = .seconds(30),
             maxFetchResponseBytes: Int = 10 << 20, maxFetchRequestBytes: Int = 10 << 20, idempotencyCapacity: Int = 10_000,
-            idempotencyTTL: TimeInterval = 600, stackSize: Int = 1 << 19, secrets: any SecretDecrypter = InlineSecretDecrypter(),
+            idempotencyBytes: Int = 64 << 20, idempotencyMaxResponseBytes: Int = 1 << 20, idempotencyTTL: TimeInterval = 600, stackSize: Int = 1 << 19, secrets: any SecretDecrypter = InlineSecretDecrypter(),
             logger: Logger = Logger(label: "extbundles.runtime"), metricsFactory: (any MetricsFactory)? = nil,
             metricsPrefix: String = "extbundles_execute", now: @escaping @Sendable () -> Date = { Date() }
         ) {
@@ -96,6 +106,8 @@ public final class WasmKitExecutor: Executor {
             self.maxResponseBytes = maxResponseBytes
             self.maxRequestBytes = maxRequestBytes
             self.moduleCapacity = moduleCapacity
+            self.moduleCacheBytes = moduleCacheBytes
+            self.maxModuleBytes = maxModuleBytes
             self.maxConcurrentExecutions = maxConcurrentExecutions
             self.maxTableElements = maxTableElements
             self.maxLogLines = maxLogLines
@@ -105,6 +117,8 @@ public final class WasmKitExecutor: Executor {
             self.maxFetchResponseBytes = maxFetchResponseBytes
             self.maxFetchRequestBytes = maxFetchRequestBytes
             self.idempotencyCapacity = idempotencyCapacity
+            self.idempotencyBytes = idempotencyBytes
+            self.idempotencyMaxResponseBytes = idempotencyMaxResponseBytes
             self.idempotencyTTL = idempotencyTTL
             self.stackSize = stackSize
             self.secrets = secrets
@@ -152,9 +166,13 @@ public final class WasmKitExecutor: Executor {
     /// nil uses ``AsyncHTTPOutboundClient/shared``.
     public init(modules: any ModuleCache, configuration: Configuration = Configuration(), httpClient: (any OutboundHTTPClient)? = nil) {
         self.configuration = configuration
-        self.engine = Engine(configuration: EngineConfiguration(stackSize: configuration.stackSize, fuelMetering: true))
-        self.modules = ModuleTable(source: modules, engine: engine, capacity: configuration.moduleCapacity)
-        self.idempotency = IdempotencyCache(capacity: configuration.idempotencyCapacity, ttl: configuration.idempotencyTTL, now: configuration.now)
+        self.engine = Engine(configuration: GuestModule.engineConfiguration(stackSize: configuration.stackSize))
+        self.modules = ModuleTable(
+            source: modules, engine: engine, capacity: configuration.moduleCapacity, maxBytes: configuration.moduleCacheBytes,
+            maxModuleBytes: configuration.maxModuleBytes, maxTableElements: configuration.maxTableElements)
+        self.idempotency = IdempotencyCache(
+            capacity: configuration.idempotencyCapacity, maxBytes: configuration.idempotencyBytes, ttl: configuration.idempotencyTTL,
+            now: configuration.now)
         self.pool = BlockingIO(maximumThreads: configuration.maxConcurrentExecutions, idleTimeout: 30)
         self.settings = GuestHostSettings(
             maxResponseBytes: configuration.maxResponseBytes, maxTableElements: configuration.maxTableElements,
@@ -175,9 +193,12 @@ public final class WasmKitExecutor: Executor {
         let response: ExecuteResponse
         var replayed = false
         if let key = options.idempotencyKey, !key.isEmpty {
-            let scoped = IdempotencyCache.Key(tenant: request.context.tenantID, extension: request.context.extensionID, key: key)
+            let scoped = IdempotencyCache.Key(
+                tenant: request.context.tenantID, extension: request.context.extensionID, user: request.user?.userID ?? "",
+                method: request.http.method, path: request.http.path, key: key)
             let logger = logger
-            (response, replayed) = await idempotency.response(for: scoped, shouldKeep: { $0.error == nil }) {
+            let keepUpTo = configuration.idempotencyMaxResponseBytes * 4 / 3 + 4
+            (response, replayed) = await idempotency.response(for: scoped, shouldKeep: { $0.error == nil && ($0.bodyB64?.utf8.count ?? 0) <= keepUpTo }) {
                 await self.run(request, options: options, logger: logger)
             }
         } else {
@@ -306,19 +327,34 @@ actor ModuleTable {
     private let source: any ModuleCache
     private let engine: Engine
     private let capacity: Int
+    private let maxBytes: Int
+    private let maxModuleBytes: Int
+    private let maxTableElements: Int
+    private var bytes = 0
     private var slots: [ContentHash: Slot] = [:]
     private var loading: [ContentHash: Task<Result<GuestModule, ExecuteFailure>, Never>] = [:]
     private var tick: UInt64 = 0
 
-    init(source: any ModuleCache, engine: Engine, capacity: Int) {
+    init(source: any ModuleCache, engine: Engine, capacity: Int, maxBytes: Int, maxModuleBytes: Int, maxTableElements: Int) {
         self.source = source
         self.engine = engine
         self.capacity = max(1, capacity)
+        self.maxBytes = maxBytes
+        self.maxModuleBytes = maxModuleBytes
+        self.maxTableElements = maxTableElements
     }
 
     var count: Int { slots.count }
 
-    func removeAll() { slots.removeAll() }
+    func removeAll() {
+        slots.removeAll()
+        bytes = 0
+    }
+
+    private static func size(_ result: Result<GuestModule, ExecuteFailure>) -> Int {
+        if case .success(let guest) = result { return guest.byteCount }
+        return 0
+    }
 
     func guest(_ hash: ContentHash) async -> Result<GuestModule, ExecuteFailure> {
         tick += 1
@@ -330,27 +366,44 @@ actor ModuleTable {
         if let task = loading[hash] { return await task.value }
         let source = self.source
         let engine = self.engine
+        let maxModuleBytes = self.maxModuleBytes
+        let maxTableElements = self.maxTableElements
         let task = Task<Result<GuestModule, ExecuteFailure>, Never> {
             let bytes: [UInt8]
             do {
                 let handle = try await source.ensureModuleCached(hash)
+                guard handle.size <= Int64(maxModuleBytes) else {
+                    return .failure(.executeFailed("the module is larger than \(maxModuleBytes) bytes (\(handle.size))"))
+                }
                 bytes = try await handle.bytes()
             } catch let error as CacheError {
                 return .failure(ExecuteFailure(.bundleFetchFailed, error.summary, detail: error.debugDescription))
             } catch {
                 return .failure(ExecuteFailure(.bundleFetchFailed, Text.short(String(describing: error)), detail: String(reflecting: error)))
             }
-            return await BlockingIO.shared.run { Result { () throws(ExecuteFailure) in try GuestModule.load(bytes, hash: hash, engine: engine) } }
+            return await BlockingIO.shared.run {
+                Result { () throws(ExecuteFailure) in
+                    try GuestModule.load(bytes, hash: hash, engine: engine, maxBytes: maxModuleBytes, maxTableElements: maxTableElements)
+                }
+            }
         }
         loading[hash] = task
         let result = await task.value
         loading[hash] = nil
         // A fetch failure is the module cache's to remember; a module that does not load is
         // remembered here.
-        if case .failure(let failure) = result, failure.kind == .bundleFetchFailed { return result }
+        if case .failure(let failure) = result, failure.kind == .bundleFetchFailed || failure.detail == GuestModule.transientMarker {
+            return result
+        }
         tick += 1
         slots[hash] = Slot(result: result, lastUse: tick)
-        if slots.count > capacity, let oldest = slots.min(by: { $0.value.lastUse < $1.value.lastUse })?.key { slots[oldest] = nil }
+        bytes += Self.size(result)
+        while slots.count > capacity || (bytes > maxBytes && slots.count > 1),
+            let oldest = slots.filter({ $0.key != hash }).min(by: { $0.value.lastUse < $1.value.lastUse })
+        {
+            bytes -= Self.size(oldest.value.result)
+            slots[oldest.key] = nil
+        }
         return result
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TestSupport
+import WAT
 
 @Suite("extctl run")
 struct RunCommandTests {
@@ -70,5 +71,58 @@ struct RunCommandTests {
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.stdout.contains(#"{"message":"Hello, world","method":"GET","path":"/hello"}"#))
         #expect(FileManager.default.fileExists(atPath: data + "/cache/" + hash.dropFirst(7)))
+    }
+
+    /// Packs a bundle whose handler is `handler` (WebAssembly text): answers with the request
+    /// document itself when it echoes.
+    static func bundle(_ scratch: Scratch, handler: String) throws -> String {
+        let module = try wat2wasm("""
+            (module (memory (export "memory") 1) (global $heap (mut i32) (i32.const 4096))
+              (func (export "alloc") (param $size i32) (result i32) (local $p i32)
+                (local.set $p (global.get $heap)) (global.set $heap (i32.add (local.get $p) (local.get $size))) (local.get $p))
+              (func (export "handler") (param $req i32) (param $len i32) (param $out i32) (result i32) \(handler)))
+            """)
+        try TestSupport.write(Array(#"{"name":"com.acme.echo","publisher":"Acme","version":"1.0.0","runtime":"wasm-core@1"}"#.utf8), to: "src/manifest.json", in: scratch.path)
+        try TestSupport.write(module, to: "src/dist/main.wasm", in: scratch.path)
+        try extctl("pack", scratch("src"), "-o", scratch("b.tar.zst"))
+        return scratch("b.tar.zst")
+    }
+
+    @Test func theRequestOptionsReachTheHandler() throws {
+        let scratch = try Scratch("run-echo")
+        let bundle = try Self.bundle(
+            scratch, handler: "(i32.store (local.get $out) (local.get $req)) (i32.store offset=4 (local.get $out) (local.get $len)) (i32.const 0)")
+        try Data("the body".utf8).write(to: URL(fileURLWithPath: scratch("body.txt")))
+        let result = try extctl(
+            "run", bundle, "--method", "put", "--path", "/p", "--body", scratch("body.txt"), "--header", "X-One: 1", "--query", "q=2",
+            "--config", "c=3", "--tenant", "acme", "--provider", "cap:http.fetch")
+        #expect(result.status == 0, "\(result.stderr)")
+        let text = result.stdout.components(separatedBy: "\n\n").dropFirst().joined(separator: "\n\n")
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        let http = try #require(document["http"] as? [String: Any])
+        #expect(http["method"] as? String == "PUT")
+        #expect(http["path"] as? String == "/p")
+        #expect(http["body_b64"] as? String == Data("the body".utf8).base64EncodedString())
+        #expect((http["headers"] as? [String: String]) == ["x-one": "1"])
+        #expect((http["query"] as? [String: String]) == ["q": "2"])
+        let context = try #require(document["context"] as? [String: Any])
+        #expect((context["config"] as? [String: String]) == ["c": "3"])
+        #expect(context["tenant_id"] as? String == "acme")
+        #expect(context["extension_id"] as? String == "com.acme.echo")
+    }
+
+    @Test func timeoutAndMemoryLimitsApply() throws {
+        let scratch = try Scratch("run-limits")
+        let spinner = try Self.bundle(scratch, handler: "(loop $l (br $l)) (i32.const 0)")
+        let spun = try extctl("run", spinner, "--timeout-ms", "100")
+        #expect(spun.status == 1)
+        #expect(spun.stderr.contains("error: execute_failed: timeout"))
+        let other = try Scratch("run-limits-2")
+        let grower = try Self.bundle(other, handler: "(memory.grow (i32.const 100))")
+        // 100 more pages do not fit in 2 MiB: memory.grow answers -1, which the handler returns.
+        let refused = try extctl("run", grower, "--memory-mb", "2")
+        #expect(refused.stderr.contains("error: execute_failed: handler returned -1"))
+        let allowed = try extctl("run", grower, "--memory-mb", "16")
+        #expect(allowed.stderr.contains("error: execute_failed: handler returned 1"))
     }
 }

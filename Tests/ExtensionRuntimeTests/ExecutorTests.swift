@@ -118,6 +118,14 @@ struct ExecutorContractTests {
                 "execute_failed: the module's `handler` has the wrong type (the contract is (i32, i32, i32) -> i32)"
             ),
             ([0x00, 0x61, 0x73, 0x6D, 0x01, 0x00, 0x00, 0x00, 0x01, 0xFF], "execute_failed: the module does not parse"),
+            ([0x00, 0x61, 0x73, 0x6D, 0x02, 0x00, 0x00, 0x00], "execute_failed: the module has an unknown WebAssembly version 2.0.0.0"),
+            (try wat2wasm(Guests.wrongImportType), "execute_failed: the module imports alga.log_info with the wrong type"),
+            (try wat2wasm(Guests.manyTables), "execute_failed: the module's tables are larger than 100000 elements"),
+            (try wat2wasm(Guests.exceptions), "execute_failed: the module does not"),
+            (
+                try wat2wasm(Guests.wrongDeallocType),
+                "execute_failed: the module's `dealloc` has the wrong type (the contract is (i32, i32) -> ())"
+            ),
         ]
         for (bytes, expected) in cases {
             let hash = try harness.modules.add(bytes)
@@ -129,6 +137,67 @@ struct ExecutorContractTests {
             #expect(await harness.executor.execute(Harness.request(hash)).error == response.error)
             #expect(harness.modules.lookups == lookups)
         }
+    }
+
+    @Test func parsedModulesAreKeptForTheMostRecentlyUsedHashesOnly() async throws {
+        let harness = try Harness { $0.moduleCapacity = 2 }
+        let a = try harness.add(Guests.echo)
+        let b = try harness.add(Guests.counter)
+        let c = try harness.add(Guests.returnsSeven)
+        for hash in [a, b, a, a] { _ = await harness.executor.execute(Harness.request(hash)) }
+        #expect(harness.modules.lookups == 2)
+        _ = await harness.executor.execute(Harness.request(c))  // b is the least recently used: it goes
+        #expect(await harness.executor.stats().modules == 2)
+        _ = await harness.executor.execute(Harness.request(a))
+        #expect(harness.modules.lookups == 3)
+        _ = await harness.executor.execute(Harness.request(b))
+        #expect(harness.modules.lookups == 4)
+        await harness.executor.purgeModules()
+        #expect(await harness.executor.stats().modules == 0)
+    }
+
+    @Test func modulesPastTheSizeCapAreRefused() async throws {
+        let harness = try Harness { $0.maxModuleBytes = 100 }
+        let response = await harness.executor.execute(Harness.request(try harness.add(Guests.echo)))
+        #expect(response.error?.hasPrefix("execute_failed: the module is larger than 100 bytes") == true)
+    }
+
+    @Test func framingHeadersOfAGuestsAnswerAreDropped() async throws {
+        let harness = try Harness()
+        let hash = try harness.add(
+            Guests.constant(#"{"status":200,"headers":{"Content-Length":"5","transfer-encoding":"chunked","Connection":"close","x-kept":"1"}}"#))
+        #expect(await harness.executor.execute(Harness.request(hash)).headers == ["x-kept": "1"])
+    }
+
+    @Test func anImportCalledFromTheAllocOfAnotherImportIsRefused() async throws {
+        let harness = try Harness()
+        let hash = try harness.add(Guests.reentrantAlloc)
+        let envelope = ExecuteRequest.SecretEnvelope(ciphertextB64: Data(#"{"x":"y"}"#.utf8).base64EncodedString())
+        let response = await harness.executor.execute(Harness.request(hash, providers: ["cap:secrets.get"], secrets: envelope))
+        #expect(response.error == nil)
+        #expect(response.status == 200)
+    }
+
+    @Test func theConfigurationReadsTheEnvironment() {
+        let configuration = WasmKitExecutor.Configuration.fromEnvironment([
+            "EXT_EGRESS_ALLOWLIST": "api.example.com", "EXT_EXECUTE_TIMEOUT_MS": "250", "EXT_EXECUTE_MEMORY_MB": "64",
+            "EXT_EXECUTE_CONCURRENCY": "3",
+        ])
+        #expect(configuration.egress.allowlist == ["api.example.com"])
+        #expect(configuration.defaultTimeoutMs == 250)
+        #expect(configuration.defaultMemoryMb == 64)
+        #expect(configuration.maxConcurrentExecutions == 3)
+        let defaults = WasmKitExecutor.Configuration.fromEnvironment(["EXT_EXECUTE_TIMEOUT_MS": "0", "EXT_EXECUTE_MEMORY_MB": "lots"])
+        #expect(defaults.defaultTimeoutMs == 5_000)
+        #expect(defaults.defaultMemoryMb == 256)
+    }
+
+    @Test func aRequestDocumentPastTheCapIsRefused() async throws {
+        let harness = try Harness { $0.maxRequestBytes = 600 }
+        let hash = try harness.add(Guests.echo)
+        #expect(await harness.executor.execute(Harness.request(hash)).status == 200)
+        let big = Data(repeating: 0x61, count: 400).base64EncodedString()
+        #expect(await harness.executor.execute(Harness.request(hash, body: big)) == ExecuteResponse(status: 500, error: "execute_failed: request too large"))
     }
 
     @Test func bundleProblemsAre502() async throws {
@@ -203,6 +272,27 @@ struct ExecutorLimitTests {
         #expect(await harness.executor.execute(Harness.request(hash, limits: .init(memoryMb: 8))).status == 200)
     }
 
+    @Test func tableGrowthStopsAtTheCap() async throws {
+        let harness = try Harness()
+        let hash = try harness.add(Guests.tableGrower)
+        #expect(await harness.executor.execute(Harness.request(hash)).error == "execute_failed: handler returned -1")
+        let roomy = try Harness { $0.maxTableElements = 300_000 }
+        #expect(await roomy.executor.execute(Harness.request(try roomy.add(Guests.tableGrower))).error == "execute_failed: handler returned 1")
+    }
+
+    @Test func limitsAskedForPastTheExecutorsCeilingsAreClamped() async throws {
+        let harness = try Harness {
+            $0.maxMemoryMb = 2
+            $0.maxTimeoutMs = 100
+        }
+        let hash = try harness.add(Modes.wat)
+        // 2 MiB is 32 pages: from 1, sixteen at a time, the guest stops at 17.
+        let memory = await harness.executor.execute(Harness.request(hash, body: Modes.growUntilRefused, limits: .init(memoryMb: 1_000)))
+        #expect(memory.headers["x-pages"] == "00017")
+        let time = await harness.executor.execute(Harness.request(hash, body: Modes.loop, limits: .init(timeoutMs: 3_600_000)))
+        #expect(time.error == "execute_failed: timeout")
+    }
+
     @Test func trapsAndStackExhaustionAreAnswersAndTheHostGoesOn() async throws {
         let harness = try Harness()
         let hash = try harness.add(Modes.wat)
@@ -240,14 +330,27 @@ struct ExecutorHostTests {
     @Test func guestLogsCarryTheRequestsIdsAndBadRangesAreDropped() async throws {
         let harness = try Harness()
         let hash = try harness.add(Guests.logger("hello from the guest"))
+        let forged = try harness.add(Guests.logger("line\n2026-01-01 error forged\u{1B}[31m"))
+        _ = await harness.executor.execute(Harness.request(forged))
+        #expect(harness.logs.records.contains { $0.message == "line\\u{a}2026-01-01 error forged\\u{1b}[31m" })
         let response = await harness.executor.execute(Harness.request(hash, tenant: "acme", extensionID: "ext-9", requestID: "req-42"))
         #expect(response.status == 204)
-        let lines = harness.logs.records.filter { $0.metadata["source"] == "guest" && $0.level == .info }
+        let lines = harness.logs.records.filter { $0.metadata["source"] == "guest" && $0.level == .info && $0.metadata["request_id"] == "req-42" }
         #expect(lines.map(\.message) == ["hello from the guest"])
+        let errors = harness.logs.records.filter { $0.metadata["source"] == "guest" && $0.level == .error && $0.metadata["request_id"] == "req-42" }
+        #expect(errors.map(\.message) == ["hello"])
         let line = try #require(lines.first)
         #expect(line.metadata["tenant"] == "acme")
         #expect(line.metadata["extension"] == "ext-9")
         #expect(line.metadata["request_id"] == "req-42")
+    }
+
+    @Test func longLogLinesAreCut() async throws {
+        let harness = try Harness { $0.maxLogLineBytes = 8 }
+        let hash = try harness.add(Guests.logger("a line longer than eight bytes"))
+        _ = await harness.executor.execute(Harness.request(hash))
+        let lines = harness.logs.records.filter { $0.metadata["source"] == "guest" && $0.level == .info }
+        #expect(lines.map(\.message) == ["a line l…"])
     }
 
     @Test func logLinesPastTheBudgetAreDropped() async throws {
@@ -270,6 +373,9 @@ struct ExecutorHostTests {
         let other = ExecuteRequest.SecretEnvelope(ciphertextB64: Data(#"{"other":"x"}"#.utf8).base64EncodedString())
         let missing = await harness.executor.execute(Harness.request(hash, providers: ["cap:secrets.get"], secrets: other))
         #expect(missing.error == "execute_failed: handler returned -6")
+        // An empty ciphertext is an empty map, whatever the algorithm (as in Alga).
+        let empty = ExecuteRequest.SecretEnvelope(ciphertextB64: "", algorithm: "vault-transit")
+        #expect(await harness.executor.execute(Harness.request(hash, providers: ["cap:secrets.get"], secrets: empty)).error == "execute_failed: handler returned -6")
         for bad in [
             ExecuteRequest.SecretEnvelope(ciphertextB64: "%%%"), ExecuteRequest.SecretEnvelope(ciphertextB64: Data("[1]".utf8).base64EncodedString()),
             ExecuteRequest.SecretEnvelope(ciphertextB64: "AAAA", algorithm: "vault-transit-v1"),
@@ -332,6 +438,23 @@ struct ExecutorHostTests {
         clock.withLock { $0 += 61 }
         let after = await harness.executor.execute(Harness.request(hash, requestID: "b"), options: .init(idempotencyKey: "late"))
         #expect(before != after)
+    }
+
+    @Test func largeAnswersAreNotKeptAndTheKeyIsScopedByUserMethodAndPath() async throws {
+        let harness = try Harness { $0.idempotencyMaxResponseBytes = 100 }
+        let hash = try harness.add(Guests.echo)
+        _ = await harness.executor.execute(Harness.request(hash), options: .init(idempotencyKey: "big"))
+        #expect(await harness.executor.stats().idempotentResponses == 0)
+        let roomy = try Harness()
+        let echo = try roomy.add(Guests.echo)
+        let alice = ExecuteRequest.User(userID: "alice", userEmail: "a@x", userName: "A", userType: "internal")
+        let bob = ExecuteRequest.User(userID: "bob", userEmail: "b@x", userName: "B", userType: "internal")
+        let key = ExecuteOptions(idempotencyKey: "k")
+        _ = await roomy.executor.execute(Harness.request(echo, requestID: "a", user: alice), options: key)
+        let other = await roomy.executor.execute(Harness.request(echo, requestID: "b", user: bob), options: key)
+        #expect(try (jsonObject(other)["context"] as? [String: Any])?["request_id"] as? String == "b")
+        let otherPath = await roomy.executor.execute(Harness.request(echo, path: "/y", requestID: "c", user: alice), options: key)
+        #expect(try (jsonObject(otherPath)["context"] as? [String: Any])?["request_id"] as? String == "c")
     }
 
     @Test func concurrentRequestsWithOneKeyRunTheHandlerOnce() async throws {

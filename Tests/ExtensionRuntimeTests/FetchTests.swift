@@ -84,7 +84,7 @@ struct FetchTests {
     }
 
     func run(
-        _ fetchRequest: String, allowlist: [String] = [], providers: [String]? = ["cap:http.fetch"], limits: ExecuteRequest.Limits? = nil,
+        _ fetchRequest: String, allowlist: [String] = ["127.0.0.1"], providers: [String]? = ["cap:http.fetch"], limits: ExecuteRequest.Limits? = nil,
         configure: (inout WasmKitExecutor.Configuration) -> Void = { _ in }
     ) async throws -> ExecuteResponse {
         let harness = try Harness {
@@ -116,6 +116,10 @@ struct FetchTests {
         #expect(try await run(#"{"url":"\#(url)"}"#, allowlist: ["example.com"]).error == "execute_failed: handler returned -2")
         #expect(try await run(#"{"url":"\#(url)"}"#, providers: nil).error == "execute_failed: handler returned -2")
         #expect(try await run(#"{"url":"\#(url)"}"#, allowlist: ["0.0.1"]).error == "execute_failed: handler returned -2")
+        // An empty allowlist allows every name, but not the host's own or private addresses.
+        for address in [url, "http://localhost:\(server.port)/hello", "http://169.254.169.254/latest/meta-data", "http://127.1:\(server.port)/"] {
+            #expect(try await run(#"{"url":"\#(address)"}"#, allowlist: []).error == "execute_failed: handler returned -2", "\(address)")
+        }
     }
 
     @Test(arguments: [
@@ -124,6 +128,12 @@ struct FetchTests {
         #"{"url":"http://127.0.0.1/","method":"GE T"}"#, "not json", #"{"url":"http://127.0.0.1%2eevil.com/"}"#,
     ])
     func malformedRequestsAreRefusedAsInvalid(document: String) async throws {
+        #expect(try await run(document).error == "execute_failed: handler returned -1")
+    }
+
+    @Test(arguments: ["Host", "connection", "Transfer-Encoding", "content-length", "proxy-authorization"])
+    func aGuestCannotSetFramingOrHostHeaders(name: String) async throws {
+        let document = #"{"url":"http://127.0.0.1:1/","headers":{"\#(name)":"internal-admin"}}"#
         #expect(try await run(document).error == "execute_failed: handler returned -1")
     }
 
@@ -169,5 +179,12 @@ struct FetchTests {
         #expect(!EgressPolicy(allowlist: ["0.0.1"]).allows(host: "127.0.0.1"))
         #expect(!EgressPolicy(allowlist: ["1"]).allows(host: "10.0.0.1"))
         #expect(EgressPolicy.fromEnvironment(["EXT_EGRESS_ALLOWLIST": "a.com, b.org"]).allowlist == ["a.com", "b.org"])
+        let open = EgressPolicy()
+        for host in ["127.0.0.1", "10.1.2.3", "172.20.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0", "100.64.0.1", "localhost", "a.localhost",
+            "::1", "[::1]", "fd00::1", "fe80::1", "::ffff:127.0.0.1", "127.1", "0x7f.1", "2130706433", "010.0.0.1"] {
+            #expect(!open.allowsAddress(of: host), "\(host)")
+        }
+        for host in ["8.8.8.8", "example.com", "1.2.3.4", "172.32.0.1", "a1.example.com"] { #expect(open.allowsAddress(of: host), "\(host)") }
+        #expect(EgressPolicy(allowlist: ["10.1.2.3"]).allowsAddress(of: "10.1.2.3"))
     }
 }

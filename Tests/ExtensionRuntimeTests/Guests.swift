@@ -63,35 +63,6 @@ enum Guests {
             (call $store_out (local.get $out) (i32.const 1024) (i32.const 14)) (i32.const 0)
             """)
 
-    static let infiniteLoop = module(handler: "(loop $forever (br $forever)) (i32.const 0)")
-
-    /// Grows memory 16 pages at a time until refused, then answers 200 with the page count in
-    /// the header `x-pages` (five decimal digits).
-    static let memoryHog = module(
-        data: #"(data (i32.const 1024) "{\"status\":200,\"body_b64\":null,\"headers\":{\"x-pages\":\"00000\"}}")"#,
-        extra: """
-            (func $digits (param $value i32) (param $at i32)
-              (local $i i32)
-              (local.set $i (i32.const 4))
-              (loop $next
-                (i32.store8 (i32.add (local.get $at) (local.get $i)) (i32.add (i32.const 48) (i32.rem_u (local.get $value) (i32.const 10))))
-                (local.set $value (i32.div_u (local.get $value) (i32.const 10)))
-                (local.set $i (i32.sub (local.get $i) (i32.const 1)))
-                (br_if $next (i32.ge_s (local.get $i) (i32.const 0)))))
-            """,
-        handler: """
-            (block $refused (loop $grow (br_if $refused (i32.eq (memory.grow (i32.const 16)) (i32.const -1))) (br $grow)))
-            (call $digits (memory.size) (i32.const 1076))
-            (call $store_out (local.get $out) (i32.const 1024) (i32.const 60)) (i32.const 0)
-            """)
-
-    /// Grows memory without end, ignoring refusals (only the deadline stops it).
-    static let memoryHogForever = module(handler: "(loop $grow (drop (memory.grow (i32.const 1))) (br $grow)) (i32.const 0)")
-
-    static let trap = module(handler: "unreachable")
-
-    static let nonJSON = constant("plain text, not JSON")
-
     static let badOutPointer = module(handler: "(call $store_out (local.get $out) (i32.const -16) (i32.const 8)) (i32.const 0)")
 
     static let hugeLength = module(handler: "(call $store_out (local.get $out) (i32.const 1024) (i32.const 0x7fffffff)) (i32.const 0)")
@@ -102,18 +73,18 @@ enum Guests {
           (func (export "handler") (param i32 i32 i32) (result i32) (i32.const 0)))
         """
 
-    static let recursion = module(extra: "(func $down (param i32) (result i32) (call $down (i32.add (local.get 0) (i32.const 1))))", handler: "(call $down (i32.const 0))")
-
     static let returnsSeven = module(handler: "(i32.const 7)")
 
-    /// Logs a line with `alga.log_info`, then answers 204.
+    /// Logs a line with `alga.log_info` and its first five bytes with `alga.log_error`, then
+    /// answers 204.
     static func logger(_ line: String) -> String {
         let escaped = line.utf8.map { String(format: "\\%02x", $0) }.joined()
         return module(
-            imports: #"(import "alga" "log_info" (func $log_info (param i32 i32)))"#,
+            imports: #"(import "alga" "log_info" (func $log_info (param i32 i32))) (import "alga" "log_error" (func $log_error (param i32 i32)))"#,
             data: #"(data (i32.const 1024) "{\"status\":204}") (data (i32.const 2048) "\#(escaped)")"#,
             handler: """
                 (call $log_info (i32.const 2048) (i32.const \(line.utf8.count)))
+                (call $log_error (i32.const 2048) (i32.const 5))
                 (call $log_info (i32.const -100) (i32.const 50))
                 (call $store_out (local.get $out) (i32.const 1024) (i32.const 14)) (i32.const 0)
                 """)
@@ -150,6 +121,48 @@ enum Guests {
           (memory (export "memory") 1)
           (func (export "alloc") (param i32) (result i32) (i32.const 1024))
           (func (export "handler") (param i32 i32 i32) (result i32) (i32.const 0)))
+        """
+
+    /// Grows its table by 200,000 elements and returns what `table.grow` answered.
+    static let tableGrower = module(extra: "(table $t 1 funcref)", handler: "(table.grow $t (ref.null func) (i32.const 200000))")
+
+    /// An `alloc` that calls `alga.secret_get` every time: the host calls `alloc` from inside
+    /// `secret_get` to hand the answer over, which must not recurse without end.
+    static let reentrantAlloc = """
+        (module
+          (import "alga" "secret_get" (func $secret_get (param i32 i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (global $heap (mut i32) (i32.const 4096))
+          (data (i32.const 1024) "x")
+          (func $alloc (export "alloc") (param $size i32) (result i32)
+            (local $ptr i32)
+            (drop (call $secret_get (i32.const 1024) (i32.const 1) (i32.const 1100)))
+            (local.set $ptr (global.get $heap))
+            (global.set $heap (i32.add (local.get $ptr) (local.get $size)))
+            (local.get $ptr))
+          (func (export "handler") (param $req i32) (param $len i32) (param $out i32) (result i32)
+            (i32.store (local.get $out) (local.get $req))
+            (i32.store offset=4 (local.get $out) (local.get $len))
+            (i32.const 0)))
+        """
+
+    /// Three tables of 40,000 elements: 120,000 together.
+    static let manyTables = module(extra: "(table 40000 funcref) (table 40000 funcref) (table 40000 funcref)", handler: "(i32.const 0)")
+
+    /// Uses exception handling, which guests may not.
+    static let exceptions = module(extra: "(tag $boom)", handler: "(throw $boom)")
+
+    /// Imports `alga.log_info` with the wrong signature.
+    static let wrongImportType = """
+        (module (import "alga" "log_info" (func (param i32)))
+          (memory (export "memory") 1) (func (export "alloc") (param i32) (result i32) (i32.const 1024))
+          (func (export "handler") (param i32 i32 i32) (result i32) (i32.const 0)))
+        """
+
+    /// Exports `dealloc` with the wrong signature.
+    static let wrongDeallocType = """
+        (module (memory (export "memory") 1) (func (export "alloc") (param i32) (result i32) (i32.const 1024))
+          (func (export "dealloc") (param i32)) (func (export "handler") (param i32 i32 i32) (result i32) (i32.const 0)))
         """
 
     /// A module without `handler`.

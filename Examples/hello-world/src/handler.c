@@ -44,24 +44,86 @@ static void copy(u8 *to, const u8 *from, u32 n) {
     for (u32 i = 0; i < n; i++) to[i] = from[i];
 }
 
-// The string value of the first `"key":"` after `from` in `json` (no escapes inside), or 0.
-static const u8 *find_string(const u8 *json, u32 len, const char *key, u32 *out_len) {
-    u32 key_len = length(key);
-    for (u32 i = 0; i + key_len + 4 <= len; i++) {
-        if (json[i] != '"') continue;
-        u32 k = 0;
-        while (k < key_len && json[i + 1 + k] == (u8)key[k]) k++;
-        if (k != key_len || json[i + 1 + k] != '"') continue;
-        u32 j = i + 2 + key_len;
-        while (j < len && (json[j] == ' ' || json[j] == ':')) j++;
-        if (j >= len || json[j] != '"') continue;
-        u32 start = j + 1, end = start;
-        while (end < len && json[end] != '"' && json[end] != '\\') end++;
-        if (end >= len || json[end] != '"') return 0;
-        *out_len = end - start;
-        return json + start;
+// --- Reading the request document -----------------------------------------------------------
+// A small JSON walker: enough to find a member of an object by name at its own level (a config
+// key or value that spells "method" is never taken for the request's method) and to take a
+// string's contents with its escapes kept, which is valid inside the JSON this handler writes.
+#define NONE 0xFFFFFFFFu
+
+static u32 skip_space(const u8 *json, u32 i, u32 len) {
+    while (i < len && (json[i] == ' ' || json[i] == '\n' || json[i] == '\r' || json[i] == '\t')) i++;
+    return i;
+}
+
+// The index just past the string that starts at `i` (a quote), or NONE.
+static u32 skip_string(const u8 *json, u32 i, u32 len) {
+    for (i++; i < len; i++) {
+        if (json[i] == '\\') i++;
+        else if (json[i] == '"') return i + 1;
     }
-    return 0;
+    return NONE;
+}
+
+// The index just past the value that starts at `i`, or NONE.
+static u32 skip_value(const u8 *json, u32 i, u32 len) {
+    if (i >= len) return NONE;
+    if (json[i] == '"') return skip_string(json, i, len);
+    if (json[i] == '{' || json[i] == '[') {
+        u32 depth = 0;
+        while (i < len) {
+            u8 c = json[i];
+            if (c == '"') {
+                i = skip_string(json, i, len);
+                if (i == NONE) return NONE;
+                continue;
+            }
+            if (c == '{' || c == '[') depth++;
+            if (c == '}' || c == ']') {
+                if (--depth == 0) return i + 1;
+            }
+            i++;
+        }
+        return NONE;
+    }
+    while (i < len && json[i] != ',' && json[i] != '}' && json[i] != ']') i++;
+    return i;
+}
+
+static int same(const u8 *a, const char *b, u32 n) {
+    for (u32 i = 0; i < n; i++)
+        if (a[i] != (u8)b[i]) return 0;
+    return b[n] == 0;
+}
+
+// Where the value of member `key` of the object at `at` starts, or NONE.
+static u32 member(const u8 *json, u32 at, u32 len, const char *key) {
+    u32 i = skip_space(json, at, len);
+    if (i >= len || json[i] != '{') return NONE;
+    i = skip_space(json, i + 1, len);
+    while (i < len && json[i] == '"') {
+        u32 after = skip_string(json, i, len);
+        if (after == NONE) return NONE;
+        int match = same(json + i + 1, key, after - i - 2);
+        i = skip_space(json, after, len);
+        if (i >= len || json[i] != ':') return NONE;
+        i = skip_space(json, i + 1, len);
+        if (match) return i;
+        i = skip_value(json, i, len);
+        if (i == NONE) return NONE;
+        i = skip_space(json, i, len);
+        if (i >= len || json[i] != ',') return NONE;
+        i = skip_space(json, i + 1, len);
+    }
+    return NONE;
+}
+
+// The contents of the string at `at` (escapes kept), or 0 when it is not a string.
+static const u8 *string_at(const u8 *json, u32 at, u32 len, u32 *out_len) {
+    if (at == NONE || at >= len || json[at] != '"') return 0;
+    u32 end = skip_string(json, at, len);
+    if (end == NONE) return 0;
+    *out_len = end - at - 2;
+    return json + at + 1;
 }
 
 static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -102,9 +164,12 @@ static u32 append(u8 *to, u32 at, const u8 *from, u32 n) {
 __attribute__((export_name("handler"))) int handler(u32 req_ptr, u32 req_len, u32 out_ptr) {
     const u8 *request = (const u8 *)req_ptr;
     u32 method_len = 0, path_len = 0, greeting_len = 0;
-    const u8 *method = find_string(request, req_len, "method", &method_len);
-    const u8 *path = find_string(request, req_len, "path", &path_len);
-    const u8 *greeting = find_string(request, req_len, "greeting", &greeting_len);
+    u32 http = member(request, 0, req_len, "http");
+    u32 context = member(request, 0, req_len, "context");
+    u32 config = context == NONE ? NONE : member(request, context, req_len, "config");
+    const u8 *method = http == NONE ? 0 : string_at(request, member(request, http, req_len, "method"), req_len, &method_len);
+    const u8 *path = http == NONE ? 0 : string_at(request, member(request, http, req_len, "path"), req_len, &path_len);
+    const u8 *greeting = config == NONE ? 0 : string_at(request, member(request, config, req_len, "greeting"), req_len, &greeting_len);
     if (!method || !path) return 1;  // not the request this guest understands: an application error
     if (!greeting) {
         greeting = (const u8 *)"Hello";
