@@ -65,4 +65,7 @@ public struct BenchFailure: Error, CustomStringConvertible {
     public var message: String
     /// The message.
     public var description: String { message }
+
+    /// Creates a failure.
+    public init(message: String) { self.message = message }
 }
