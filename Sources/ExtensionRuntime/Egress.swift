@@ -4,6 +4,10 @@ public import Foundation
 import NIOCore
 import NIOHTTP1
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Which hosts a guest's `alga.http.fetch` may reach (`EXT_EGRESS_ALLOWLIST`, reference 6.7).
 ///
 /// A URL's host, lowercased, must equal an entry or end with `.<entry>`; ports are not
@@ -35,12 +39,28 @@ public struct EgressPolicy: Sendable, Equatable {
     }
 
     /// Whether `host` is `localhost` or an address of the host's own or a private network.
-    static func isInternal(_ host: String) -> Bool {
+    static func isInternal(_ rawHost: String) -> Bool {
+        var host = rawHost
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        if host.hasSuffix(".") { host.removeLast() }
         if host == "localhost" || host.hasSuffix(".localhost") { return true }
         if host.contains(":") {
-            let bare = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
-            return bare == "::" || bare == "::1" || bare.hasPrefix("fe8") || bare.hasPrefix("fe9") || bare.hasPrefix("fea")
-                || bare.hasPrefix("feb") || bare.hasPrefix("fc") || bare.hasPrefix("fd") || bare.hasPrefix("::ffff:")
+            // Parsed, not compared as text: `0:0:0:0:0:0:0:1`, `[::ffff:7f00:1]` and friends.
+            var address = in6_addr()
+            guard inet_pton(AF_INET6, host, &address) == 1 else { return true }
+            let bytes = withUnsafeBytes(of: &address) { Array($0) }
+            let v4 = Array(bytes[12..<16])
+            if bytes[0..<15].allSatisfy({ $0 == 0 }) { return true }  // :: and ::1
+            if bytes[0] == 0xFE && (bytes[1] & 0xC0) == 0x80 { return true }  // fe80::/10
+            if bytes[0] == 0xFE && (bytes[1] & 0xC0) == 0xC0 { return true }  // fec0::/10
+            if (bytes[0] & 0xFE) == 0xFC { return true }  // fc00::/7
+            if bytes[0..<10].allSatisfy({ $0 == 0 }) && ((bytes[10] == 0xFF && bytes[11] == 0xFF) || (bytes[10] == 0 && bytes[11] == 0)) {
+                return isInternal(v4.map(String.init).joined(separator: "."))  // ::ffff:a.b.c.d, ::a.b.c.d
+            }
+            if bytes[0..<12].elementsEqual([0x00, 0x64, 0xFF, 0x9B, 0, 0, 0, 0, 0, 0, 0, 0]) {
+                return isInternal(v4.map(String.init).joined(separator: "."))  // 64:ff9b::/96 (NAT64)
+            }
+            return false
         }
         // A top-level label never starts with a digit: a host whose last label does is an
         // address, and only the canonical dotted quad is judged; other forms a resolver would

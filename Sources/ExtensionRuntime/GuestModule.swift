@@ -127,7 +127,7 @@ public struct GuestModule: Sendable {
             if text.contains("initial table size exceeds the resource limit") {
                 throw .executeFailed("the module's tables are larger than \(maxTableElements) elements")
             }
-            if text.hasPrefix("Trap: ") {
+            if text.contains("failed to reserve") || text.contains("allocat") {
                 // A resource the host could not give now (address space, say): not the module's
                 // fault, and not remembered.
                 throw ExecuteFailure(.executeFailed, "the module could not be instantiated: \(Text.short(text))", detail: transientMarker)

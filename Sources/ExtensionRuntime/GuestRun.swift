@@ -185,7 +185,7 @@ final class GuestLimiter: ResourceLimiter, @unchecked Sendable {
 /// cross-thread access.
 final class RunControl: @unchecked Sendable {
     private let lock = NSLock()
-    private let store: Store
+    private var store: Store?
     let deadline: DispatchTime
     private var finished = false
     private var fired = false
@@ -201,18 +201,28 @@ final class RunControl: @unchecked Sendable {
     /// Whether the run has finished.
     var isFinished: Bool { lock.withLock { finished } }
 
-    /// Drains the fuel once, unless the run has finished; returns whether it has.
+    /// Drains the fuel, unless the run has finished; returns whether it has.
+    ///
+    /// One write can be lost to the interpreter's own read-modify-write (a tight loop spends most
+    /// of its time between that read and that write), so a drain is a burst of writes, a few
+    /// microseconds long: the interpreter's next read lands after one of them.
     func drain() -> Bool {
-        lock.withLock {
-            if finished { return true }
-            fired = true
-            store.fuel = Fuel(remaining: 0)
-            return false
-        }
+        lock.lock()
+        defer { lock.unlock() }
+        guard !finished, let store else { return true }
+        fired = true
+        for _ in 0..<2_000 { store.fuel = Fuel(remaining: 0) }
+        return false
     }
 
-    /// Marks the run finished; the drain stops.
-    func finish() { lock.withLock { finished = true } }
+    /// Marks the run finished; the drain stops, and the store (the guest's memory) is let go at
+    /// once rather than when the watchdog next looks.
+    func finish() {
+        lock.withLock {
+            finished = true
+            store = nil
+        }
+    }
 }
 
 /// One thread that stops every run at its deadline (never a thread per run, never a thread of

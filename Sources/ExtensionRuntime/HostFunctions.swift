@@ -52,6 +52,14 @@ final class HostState: @unchecked Sendable {
         args.map { if case .i32(let value) = $0 { value } else { 0 } }
     }
 
+    /// A line of the host's about the guest, counted against the guest's log budget (a guest
+    /// looping on a refused fetch must not flood the log).
+    private func hostLog(_ level: Logger.Level, _ message: @autoclosure () -> String) {
+        guard logLines < settings.maxLogLines else { return }
+        logLines += 1
+        input.logger.log(level: level, "\(message())", metadata: ["source": "host"])
+    }
+
     private func checkDeadline() throws {
         if DispatchTime.now() >= input.deadline || control.timedOut { throw GuestRun.HostAbort(failure: .timeout) }
     }
@@ -102,7 +110,7 @@ final class HostState: @unchecked Sendable {
         try checkDeadline()
         guard !inCallback else { return .internal }
         guard input.grants.contains(.httpFetch) else {
-            input.logger.debug("http.fetch without cap:http.fetch refused", metadata: ["source": "guest"])
+            hostLog(.debug, "http.fetch without cap:http.fetch refused")
             return .notAllowed
         }
         let values = arguments(args)
@@ -112,7 +120,7 @@ final class HostState: @unchecked Sendable {
             let request = Self.outboundRequest(bytes)
         else { return .invalidRequest }
         guard settings.egress.allows(host: request.host), settings.egress.allowsAddress(of: request.host) else {
-            input.logger.info("http.fetch to \(request.host) refused by EXT_EGRESS_ALLOWLIST", metadata: ["source": "guest"])
+            hostLog(.info, "http.fetch to \(request.host) refused by the egress rules")
             return .notAllowed
         }
         guard let client = settings.httpClient else { return .internal }
@@ -149,7 +157,7 @@ final class HostState: @unchecked Sendable {
             writer.endObject()
             return try hand(writer.bytes, to: instance, memory: memory, outPointer: values[2])
         case .failure(let failure):
-            input.logger.debug("http.fetch to \(request.host) failed", metadata: ["source": "guest", "error": .string(failure.debugDescription)])
+            hostLog(.debug, "http.fetch to \(request.host) failed: \(failure.debugDescription)")
             switch failure.kind {
             case .tooLarge: return .tooLarge
             case .timeout:

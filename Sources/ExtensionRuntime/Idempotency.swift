@@ -80,7 +80,7 @@ actor IdempotencyCache {
         guard entries.count > capacity || bytes > maxBytes else { return }
         // Down to nine tenths at once, so a full cache sorts once per tenth of its inserts.
         for (key, _) in entries.sorted(by: { $0.value.order < $1.value.order }) {
-            if entries.count <= capacity * 9 / 10 && bytes <= maxBytes * 9 / 10 { break }
+            if entries.count <= capacity - capacity / 10 && bytes <= maxBytes - maxBytes / 10 { break }
             remove(key)
         }
     }

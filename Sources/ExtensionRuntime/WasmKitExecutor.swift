@@ -197,7 +197,7 @@ public final class WasmKitExecutor: Executor {
                 tenant: request.context.tenantID, extension: request.context.extensionID, user: request.user?.userID ?? "",
                 method: request.http.method, path: request.http.path, key: key)
             let logger = logger
-            let keepUpTo = configuration.idempotencyMaxResponseBytes * 4 / 3 + 4
+            let keepUpTo = min(configuration.idempotencyMaxResponseBytes, Int.max / 2) / 3 * 4 + 4
             (response, replayed) = await idempotency.response(for: scoped, shouldKeep: { $0.error == nil && ($0.bodyB64?.utf8.count ?? 0) <= keepUpTo }) {
                 await self.run(request, options: options, logger: logger)
             }
@@ -256,8 +256,8 @@ public final class WasmKitExecutor: Executor {
                 throw ExecuteFailure.executeFailed("request too large", detail: "\(document.count) bytes, cap \(configuration.maxRequestBytes)")
             }
             let limits = request.limits
-            let timeoutMs = max(1, min(limits?.timeoutMs ?? configuration.defaultTimeoutMs, configuration.maxTimeoutMs))
-            let memoryMb = min(limits?.memoryMb ?? configuration.defaultMemoryMb, configuration.maxMemoryMb)
+            let timeoutMs = max(1, min(limits?.timeoutMs ?? configuration.defaultTimeoutMs, configuration.maxTimeoutMs, 1 << 40))
+            let memoryMb = min(limits?.memoryMb ?? configuration.defaultMemoryMb, configuration.maxMemoryMb, 1 << 16)
             let input = GuestInput(
                 requestJSON: document, grants: grants, secrets: secrets, memoryBytes: Int(memoryMb) << 20, fuel: limits?.fuel,
                 deadline: DispatchTime.now() + .milliseconds(Int(timeoutMs)), logger: logger)

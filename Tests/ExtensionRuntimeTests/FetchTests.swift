@@ -181,10 +181,12 @@ struct FetchTests {
         #expect(EgressPolicy.fromEnvironment(["EXT_EGRESS_ALLOWLIST": "a.com, b.org"]).allowlist == ["a.com", "b.org"])
         let open = EgressPolicy()
         for host in ["127.0.0.1", "10.1.2.3", "172.20.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0", "100.64.0.1", "localhost", "a.localhost",
-            "::1", "[::1]", "fd00::1", "fe80::1", "::ffff:127.0.0.1", "127.1", "0x7f.1", "2130706433", "010.0.0.1"] {
+            "::1", "[::1]", "fd00::1", "fe80::1", "::ffff:127.0.0.1", "127.1", "0x7f.1", "2130706433", "010.0.0.1",
+            "0:0:0:0:0:0:0:1", "[0::1]", "::0:1", "0::", "0:0:0:0:0:ffff:a9fe:a9fe", "0::ffff:7f00:1", "64:ff9b::a9fe:a9fe", "localhost.",
+            "x.localhost.", "127.0.0.1.", "fec0::1", "not:an:address"] {
             #expect(!open.allowsAddress(of: host), "\(host)")
         }
-        for host in ["8.8.8.8", "example.com", "1.2.3.4", "172.32.0.1", "a1.example.com"] { #expect(open.allowsAddress(of: host), "\(host)") }
+        for host in ["8.8.8.8", "example.com", "1.2.3.4", "172.32.0.1", "a1.example.com", "2001:4860:4860::8888", "::ffff:8.8.8.8"] { #expect(open.allowsAddress(of: host), "\(host)") }
         #expect(EgressPolicy(allowlist: ["10.1.2.3"]).allowsAddress(of: "10.1.2.3"))
     }
 }
