@@ -19,7 +19,12 @@ public struct GuestModule: Sendable {
     public let imports: Set<HostImport>
     /// Whether it exports `dealloc`.
     public let hasDealloc: Bool
+    /// Whether its instances are reused between requests (reset to their state after
+    /// instantiation; see ``InstancePool``).
+    public var isPooled: Bool { pool != nil }
     let module: Module
+    let pool: InstancePool?
+    let globalNames: [String]
 
     /// A host function the runner offers a guest (module `alga`).
     public enum HostImport: String, Sendable, CaseIterable {
@@ -56,9 +61,11 @@ public struct GuestModule: Sendable {
     static let componentHeader: [UInt8] = [0x00, 0x61, 0x73, 0x6D, 0x0D, 0x00, 0x01, 0x00]
 
     /// Loads `bytes` with `engine`'s settings: at most `maxBytes` of module, tables of at most
-    /// `maxTableElements` elements together.
+    /// `maxTableElements` elements together, at most `poolCapacity` idle instances kept when the
+    /// module can be pooled.
     public static func load(
-        _ bytes: [UInt8], hash: ContentHash? = nil, engine: Engine, maxBytes: Int = 32 << 20, maxTableElements: Int = 100_000
+        _ bytes: [UInt8], hash: ContentHash? = nil, engine: Engine, maxBytes: Int = 32 << 20, maxTableElements: Int = 100_000,
+        poolCapacity: Int = 4
     ) throws(ExecuteFailure) -> GuestModule {
         guard bytes.count <= maxBytes else {
             throw .executeFailed("the module is larger than \(maxBytes) bytes (\(bytes.count))")
@@ -70,9 +77,12 @@ public struct GuestModule: Sendable {
         guard bytes[4..<8].elementsEqual([0x01, 0x00, 0x00, 0x00]) else {
             throw .executeFailed("the module has an unknown WebAssembly version \(bytes[4..<8].map { String($0) }.joined(separator: "."))")
         }
+        // A module whose whole state can be put back gets its instances reused; it is loaded with
+        // the extra exports that needs.
+        let plan = InstancePool.plan(bytes, features: engine.configuration.features)
         var module: Module
         do {
-            module = try parseWasm(bytes: bytes, features: engine.configuration.features)
+            module = try parseWasm(bytes: plan?.bytes ?? bytes, features: engine.configuration.features)
         } catch {
             throw .executeFailed("the module does not parse: \(Text.short(String(describing: error)))", detail: String(reflecting: error))
         }
@@ -144,7 +154,11 @@ public struct GuestModule: Sendable {
         if hasDealloc, instance.exports[function: "dealloc"]?.type != FunctionType(parameters: [.i32, .i32], results: []) {
             throw .executeFailed("the module's `dealloc` has the wrong type (the contract is (i32, i32) -> ())")
         }
-        return GuestModule(hash: hash, byteCount: bytes.count, imports: used, hasDealloc: hasDealloc, module: module)
+        let memoryBytes = instance.exports[memory: "memory"]?.byteCount ?? Int.max
+        let pooled = plan != nil && memoryBytes <= InstancePool.maxSnapshotBytes
+        return GuestModule(
+            hash: hash, byteCount: bytes.count, imports: used, hasDealloc: hasDealloc, module: module,
+            pool: pooled ? InstancePool(capacity: poolCapacity) : nil, globalNames: pooled ? plan?.globals ?? [] : [])
     }
 
     private struct ProbeCall: Error {}

@@ -41,16 +41,40 @@ enum GuestRun {
     }
 
     static func run(_ guest: GuestModule, engine: Engine, input: GuestInput, settings: GuestHostSettings) -> Result<ExecuteResponse, ExecuteFailure> {
-        let store = Store(engine: engine)
-        store.resourceLimiter = GuestLimiter(maxMemoryBytes: input.memoryBytes, maxTableElements: settings.maxTableElements)
+        if DispatchTime.now() >= input.deadline { return .failure(.timeout) }
+        // A pooled instance whose memory is already past this request's cap is not used.
+        var pooled = guest.pool?.take()
+        if let instance = pooled, instance.memory.byteCount > input.memoryBytes { pooled = nil }
+        let store = pooled?.store ?? Store(engine: engine)
+        let limiter = pooled?.limiter ?? GuestLimiter(maxMemoryBytes: input.memoryBytes, maxTableElements: settings.maxTableElements)
+        limiter.maxMemoryBytes = input.memoryBytes
+        if pooled == nil { store.resourceLimiter = limiter }
         store.fuel = Fuel(remaining: input.fuel ?? (UInt64.max >> 1))
         let control = RunControl(store: store, deadline: input.deadline)
-        if DispatchTime.now() >= input.deadline { return .failure(.timeout) }
         Watchdog.shared.watch(control)
         defer { control.finish() }
-        let state = HostState(input: input, settings: settings, control: control)
+        let current = pooled?.current ?? CurrentRequest()
+        current.state = HostState(input: input, settings: settings, control: control)
         do {
-            let response = try call(guest, store: store, state: state, input: input, settings: settings)
+            let instance: PooledInstance?
+            let response: ExecuteResponse
+            if let pooled {
+                instance = pooled
+                response = try call(alloc: pooled.alloc, handler: pooled.handler, memory: pooled.memory, input: input, settings: settings)
+            } else {
+                let fresh = try instantiate(guest, store: store, current: current)
+                instance =
+                    guest.pool == nil
+                    ? nil
+                    : try? PooledInstance(
+                        store: store, instance: fresh.instance, memory: fresh.memory, alloc: fresh.alloc, handler: fresh.handler, limiter: limiter,
+                        current: current, globalNames: guest.globalNames)
+                response = try call(alloc: fresh.alloc, handler: fresh.handler, memory: fresh.memory, input: input, settings: settings)
+            }
+            // Only an instance whose request completed goes back, after the watchdog has let go of it.
+            control.finish()
+            if let instance, !control.timedOut { guest.pool?.give(instance) }
+            current.state = nil
             return .success(response)
         } catch let abort as HostAbort {
             return .failure(control.timedOut ? .timeout : abort.failure)
@@ -71,12 +95,17 @@ enum GuestRun {
         }
     }
 
-    private static func call(
-        _ guest: GuestModule, store: Store, state: HostState, input: GuestInput, settings: GuestHostSettings
-    ) throws -> ExecuteResponse {
+    private struct Fresh {
+        var instance: Instance
+        var memory: Memory
+        var alloc: Function
+        var handler: Function
+    }
+
+    private static func instantiate(_ guest: GuestModule, store: Store, current: CurrentRequest) throws -> Fresh {
         var imports = Imports()
         for host in guest.imports {
-            imports.define(module: "alga", name: host.rawValue, state.function(host, store: store))
+            imports.define(module: "alga", name: host.rawValue, HostState.function(host, store: store, current: current))
         }
         let instance: Instance
         do {
@@ -91,7 +120,12 @@ enum GuestRun {
         guard let memory = instance.exports[memory: "memory"], let alloc = instance.exports[function: "alloc"],
             let handler = instance.exports[function: "handler"]
         else { throw ExecuteFailure.executeFailed("the instance lacks memory, alloc or handler") }
+        return Fresh(instance: instance, memory: memory, alloc: alloc, handler: handler)
+    }
 
+    private static func call(alloc: Function, handler: Function, memory: Memory, input: GuestInput, settings: GuestHostSettings) throws
+        -> ExecuteResponse
+    {
         let request = input.requestJSON
         let requestPointer = try allocate(request.count, alloc: alloc, memory: memory, what: "the request")
         try GuestMemory.write(request, at: requestPointer, memory: memory)
@@ -154,17 +188,22 @@ enum GuestMemory {
 /// new size against one budget for the whole store (a growth counts the table's whole new size,
 /// so the sum only ever overstates), so many tables cannot add up to more than one may hold.
 final class GuestLimiter: ResourceLimiter, @unchecked Sendable {
-    let maxMemoryBytes: Int
+    /// Set for each request (a pooled instance serves requests with different caps).
+    var maxMemoryBytes: Int {
+        get { lock.withLock { memoryCap } }
+        set { lock.withLock { memoryCap = newValue } }
+    }
+    private var memoryCap: Int
     let maxTableElements: Int
     private let lock = NSLock()
     private var tableElements = 0
 
     init(maxMemoryBytes: Int, maxTableElements: Int) {
-        self.maxMemoryBytes = maxMemoryBytes
+        self.memoryCap = maxMemoryBytes
         self.maxTableElements = maxTableElements
     }
 
-    func limitMemoryGrowth(to desired: Int) throws -> Bool { desired <= maxMemoryBytes }
+    func limitMemoryGrowth(to desired: Int) throws -> Bool { lock.withLock { desired <= memoryCap } }
 
     func limitTableGrowth(to desired: Int) throws -> Bool {
         lock.withLock {

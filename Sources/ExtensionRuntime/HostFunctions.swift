@@ -37,14 +37,16 @@ final class HostState: @unchecked Sendable {
         case missing = -6
     }
 
-    func function(_ host: GuestModule.HostImport, store: Store) -> Function {
-        switch host {
-        case .logInfo: Function(store: store, type: host.type) { [self] caller, args in try log(caller, args, level: .info) }
-        case .logError: Function(store: store, type: host.type) { [self] caller, args in try log(caller, args, level: .error) }
-        case .httpFetch:
-            Function(store: store, type: host.type) { [self] caller, args in [.i32(UInt32(bitPattern: try fetch(caller, args).rawValue))] }
-        case .secretGet:
-            Function(store: store, type: host.type) { [self] caller, args in [.i32(UInt32(bitPattern: try secret(caller, args).rawValue))] }
+    /// The import `host`, serving whichever request `current` holds when it is called.
+    static func function(_ host: GuestModule.HostImport, store: Store, current: CurrentRequest) -> Function {
+        Function(store: store, type: host.type) { caller, args in
+            guard let state = current.state else { throw GuestRun.HostAbort(failure: .executeFailed("an import was called outside a request")) }
+            switch host {
+            case .logInfo: return try state.log(caller, args, level: .info)
+            case .logError: return try state.log(caller, args, level: .error)
+            case .httpFetch: return [.i32(UInt32(bitPattern: try state.fetch(caller, args).rawValue))]
+            case .secretGet: return [.i32(UInt32(bitPattern: try state.secret(caller, args).rawValue))]
+            }
         }
     }
 
@@ -66,7 +68,7 @@ final class HostState: @unchecked Sendable {
 
     // MARK: log_info, log_error
 
-    private func log(_ caller: borrowing Caller, _ args: [Value], level: Logger.Level) throws -> [Value] {
+    func log(_ caller: borrowing Caller, _ args: [Value], level: Logger.Level) throws -> [Value] {
         try checkDeadline()
         guard input.grants.contains(.logEmit), !inCallback else { return [] }
         guard logLines < settings.maxLogLines else {
@@ -92,7 +94,7 @@ final class HostState: @unchecked Sendable {
 
     // MARK: secret_get
 
-    private func secret(_ caller: borrowing Caller, _ args: [Value]) throws -> Code {
+    func secret(_ caller: borrowing Caller, _ args: [Value]) throws -> Code {
         try checkDeadline()
         guard !inCallback else { return .internal }
         guard input.grants.contains(.secretsGet) else { return .notAllowed }
@@ -106,7 +108,7 @@ final class HostState: @unchecked Sendable {
 
     // MARK: http.fetch
 
-    private func fetch(_ caller: borrowing Caller, _ args: [Value]) throws -> Code {
+    func fetch(_ caller: borrowing Caller, _ args: [Value]) throws -> Code {
         try checkDeadline()
         guard !inCallback else { return .internal }
         guard input.grants.contains(.httpFetch) else {

@@ -87,6 +87,35 @@ struct ExecutorContractTests {
         #expect(await harness.executor.stats().modules == 1)
     }
 
+    @Test func pooledInstancesArePutBackAsInstantiationLeftThem() async throws {
+        let harness = try Harness()
+        let engine = harness.executor.engine
+        // Memory, globals (counter, and the allocator's heap pointer) are restored: every answer is
+        // the first one.
+        for wat in [Guests.memoryCounter, Guests.counter] {
+            let guest = try GuestModule.load(try wat2wasm(wat), engine: engine)
+            #expect(guest.isPooled)
+            let hash = try harness.add(wat)
+            for _ in 0..<5 { #expect(await harness.executor.execute(Harness.request(hash)).status == 201) }
+            await withTaskGroup(of: Int.self) { group in
+                for _ in 0..<12 { group.addTask { await harness.executor.execute(Harness.request(hash)).status } }
+                for await status in group { #expect(status == 201) }
+            }
+        }
+        // A module that changes its tables is never pooled; one whose memory is past the snapshot
+        // limit neither.
+        #expect(try !GuestModule.load(try wat2wasm(Guests.tableGrower), engine: engine).isPooled)
+        let big = Guests.echo.replacingOccurrences(of: "(memory (export \"memory\") 1)", with: "(memory (export \"memory\") 17)")
+        #expect(try !GuestModule.load(try wat2wasm(big), engine: engine).isPooled)
+        // After a trap, a timeout and a memory growth (instances dropped), the next answers are right.
+        let modes = try harness.add(Modes.wat)
+        #expect(await harness.executor.execute(Harness.request(modes, body: Modes.trap)).error == "execute_failed: trap: unreachable")
+        #expect(await harness.executor.execute(Harness.request(modes, body: Modes.growUntilRefused, limits: .init(memoryMb: 3))).headers["x-pages"] == "00033")
+        let echoed = await harness.executor.execute(Harness.request(modes, body: Modes.echo, limits: .init(memoryMb: 3)))
+        #expect(echoed.status == 200)
+        #expect(try jsonObject(echoed)["http"] != nil)
+    }
+
     @Test func aNonZeroHandlerResultIsAnApplicationError() async throws {
         let harness = try Harness()
         let hash = try harness.add(Guests.returnsSeven)

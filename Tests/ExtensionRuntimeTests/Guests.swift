@@ -146,6 +146,16 @@ enum Guests {
             (i32.const 0)))
         """
 
+    /// Keeps a counter in memory (not a global) and answers `{"status":20N}`: an instance put
+    /// back as instantiation left it says 201 every time.
+    static let memoryCounter = module(
+        data: #"(data (i32.const 1024) "{\"status\":200}")"#,
+        handler: """
+            (i32.store (i32.const 3000) (i32.add (i32.load (i32.const 3000)) (i32.const 1)))
+            (i32.store8 (i32.const 1036) (i32.add (i32.const 48) (i32.load (i32.const 3000))))
+            (call $store_out (local.get $out) (i32.const 1024) (i32.const 14)) (i32.const 0)
+            """)
+
     /// Three tables of 40,000 elements: 120,000 together.
     static let manyTables = module(extra: "(table 40000 funcref) (table 40000 funcref) (table 40000 funcref)", handler: "(i32.const 0)")
 
