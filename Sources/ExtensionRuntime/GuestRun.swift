@@ -14,7 +14,27 @@ struct GuestInput: Sendable {
     var memoryBytes: Int
     var fuel: UInt64?
     var deadline: DispatchTime
+    var log: RequestLog
+}
+
+/// A logger and the request's ids, merged into a record only when one is written (setting
+/// metadata on a `Logger` makes some handlers re-render it, which costs more than a warm request).
+struct RequestLog: Sendable {
     var logger: Logger
+    var requestID: String
+    var tenant: String
+    var `extension`: String
+    var contentHash: String
+
+    /// The request's ids as metadata.
+    var metadata: Logger.Metadata {
+        ["request_id": .string(requestID), "tenant": .string(tenant), "extension": .string(`extension`), "content_hash": .string(contentHash)]
+    }
+
+    func callAsFunction(_ level: Logger.Level, _ message: @autoclosure () -> String, _ extra: Logger.Metadata = [:]) {
+        guard logger.logLevel <= level else { return }
+        logger.log(level: level, "\(message())", metadata: metadata.merging(extra) { $1 })
+    }
 }
 
 /// The settings of the host side of a run.
@@ -272,18 +292,21 @@ final class Watchdog: @unchecked Sendable {
     private let condition = NSCondition()
     private var watched: [(due: UInt64, control: RunControl)] = []
     private var started = false
+    /// When the thread wakes next (a new run is signalled only when it is due sooner).
+    private var wake = UInt64.max
 
     /// Watches `control` until its run finishes.
     func watch(_ control: RunControl) {
         condition.lock()
-        watched.append((control.deadline.uptimeNanoseconds, control))
+        let due = control.deadline.uptimeNanoseconds
+        watched.append((due, control))
         if !started {
             started = true
             let thread = Thread { [self] in loop() }
             thread.name = "extbundles-watchdog"
             thread.start()
         }
-        condition.signal()
+        if due < wake { condition.signal() }
         condition.unlock()
     }
 
@@ -312,10 +335,13 @@ final class Watchdog: @unchecked Sendable {
                 index += 1
             }
             if next == UInt64.max {
+                wake = UInt64.max
                 condition.wait()
             } else {
                 // Finished runs are swept at the next wake-up; wake at least every 50 ms for them.
-                let wait = min(next - min(next, DispatchTime.now().uptimeNanoseconds), 50_000_000)
+                let moment = DispatchTime.now().uptimeNanoseconds
+                let wait = min(next - min(next, moment), 50_000_000)
+                wake = moment + wait
                 _ = condition.wait(until: Date(timeIntervalSinceNow: Double(wait) / 1e9))
             }
         }

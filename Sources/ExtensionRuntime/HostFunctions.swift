@@ -59,7 +59,7 @@ final class HostState: @unchecked Sendable {
     private func hostLog(_ level: Logger.Level, _ message: @autoclosure () -> String) {
         guard logLines < settings.maxLogLines else { return }
         logLines += 1
-        input.logger.log(level: level, "\(message())", metadata: ["source": "host"])
+        input.log(level, message(), ["source": "host"])
     }
 
     private func checkDeadline() throws {
@@ -74,7 +74,7 @@ final class HostState: @unchecked Sendable {
         guard logLines < settings.maxLogLines else {
             if !logsDropped {
                 logsDropped = true
-                input.logger.warning("guest log lines past \(settings.maxLogLines) are dropped", metadata: ["source": "guest"])
+                input.log(.warning, "guest log lines past \(settings.maxLogLines) are dropped", ["source": "guest"])
             }
             return []
         }
@@ -83,12 +83,12 @@ final class HostState: @unchecked Sendable {
         guard let memory = caller.instance?.exports[memory: "memory"] else { return [] }
         let count = min(Int(values[1]), settings.maxLogLineBytes)
         guard let bytes = try? GuestMemory.read(at: values[0], count: count, memory: memory, what: "a log line") else {
-            input.logger.debug("a guest log line outside memory was dropped", metadata: ["source": "guest"])
+            input.log(.debug, "a guest log line outside memory was dropped", ["source": "guest"])
             return []
         }
         var line = Text.escapingControls(String(decoding: bytes, as: UTF8.self))
         if Int(values[1]) > count { line += "…" }
-        input.logger.log(level: level, "\(line)", metadata: ["source": "guest"])
+        input.log(level, line, ["source": "guest"])
         return []
     }
 
@@ -244,14 +244,15 @@ enum GuestResponse {
                 headers[name.lowercased()] = text
             }
         }
-        var body: [UInt8]?
+        var bodyB64: String?
         if let value = json["body_b64"], value != .null {
-            guard let text = value.string, let data = Data(base64Encoded: text) else {
+            // Checked by decoding; the guest's own text is passed on.
+            guard let text = value.string, Data(base64Encoded: text) != nil else {
                 throw .executeFailed("bad response: body_b64 is not standard base64")
             }
-            body = Array(data)
+            bodyB64 = text
         }
-        return ExecuteResponse(status: status, headers: headers, body: body)
+        return ExecuteResponse(status: status, headers: headers, bodyB64: bodyB64, error: nil)
     }
 
     /// Headers about the connection or the message's framing, which the host sets: a guest may

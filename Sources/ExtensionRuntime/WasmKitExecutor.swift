@@ -158,7 +158,7 @@ public final class WasmKitExecutor: Executor {
     public let engine: Engine
     private let modules: ModuleTable
     private let idempotency: IdempotencyCache
-    private let pool: BlockingIO
+    private let pool: ExecutionThreads
     private let settings: GuestHostSettings
     private let metrics: ExecuteMetrics
 
@@ -173,7 +173,7 @@ public final class WasmKitExecutor: Executor {
         self.idempotency = IdempotencyCache(
             capacity: configuration.idempotencyCapacity, maxBytes: configuration.idempotencyBytes, ttl: configuration.idempotencyTTL,
             now: configuration.now)
-        self.pool = BlockingIO(maximumThreads: configuration.maxConcurrentExecutions, idleTimeout: 30)
+        self.pool = ExecutionThreads(maximum: configuration.maxConcurrentExecutions)
         self.settings = GuestHostSettings(
             maxResponseBytes: configuration.maxResponseBytes, maxTableElements: configuration.maxTableElements,
             maxLogLines: configuration.maxLogLines, maxLogLineBytes: configuration.maxLogLineBytes, egress: configuration.egress,
@@ -185,11 +185,9 @@ public final class WasmKitExecutor: Executor {
     /// Executes `request` (see ``Executor``).
     public func execute(_ request: ExecuteRequest, options: ExecuteOptions) async -> ExecuteResponse {
         let started = DispatchTime.now()
-        var logger = configuration.logger
-        logger[metadataKey: "request_id"] = .string(request.context.requestID ?? options.requestID ?? "")
-        logger[metadataKey: "tenant"] = .string(request.context.tenantID)
-        logger[metadataKey: "extension"] = .string(request.context.extensionID)
-        logger[metadataKey: "content_hash"] = .string(request.context.contentHash)
+        let logger = RequestLog(
+            logger: configuration.logger, requestID: request.context.requestID ?? options.requestID ?? "", tenant: request.context.tenantID,
+            extension: request.context.extensionID, contentHash: request.context.contentHash)
         let response: ExecuteResponse
         var replayed = false
         if let key = options.idempotencyKey, !key.isEmpty {
@@ -210,11 +208,11 @@ public final class WasmKitExecutor: Executor {
         if let error = response.error {
             let kind = ExecuteFailure.Kind(rawValue: String(error.prefix { $0 != ":" }))
             metrics.failure(kind).increment()
-            logger.info("execute failed", metadata: ["error": .string(error), "duration_us": .stringConvertible(elapsed / 1000)])
+            logger(.info, "execute failed", ["error": .string(error), "duration_us": .stringConvertible(elapsed / 1000)])
         } else {
-            logger.debug(
-                "executed",
-                metadata: [
+            logger(
+                .debug, "executed",
+                [
                     "status": .stringConvertible(response.status), "duration_us": .stringConvertible(elapsed / 1000),
                     "replayed": .stringConvertible(replayed),
                 ])
@@ -236,7 +234,7 @@ public final class WasmKitExecutor: Executor {
     /// Forgets the parsed modules (the module cache's entries stay).
     public func purgeModules() async { await modules.removeAll() }
 
-    private func run(_ request: ExecuteRequest, options: ExecuteOptions, logger: Logger) async -> ExecuteResponse {
+    private func run(_ request: ExecuteRequest, options: ExecuteOptions, logger: RequestLog) async -> ExecuteResponse {
         do {
             let grants = try Capability.granted(by: request.providers)
             guard let hash = try? ContentHash(parsing: request.context.contentHash) else {
@@ -260,12 +258,12 @@ public final class WasmKitExecutor: Executor {
             let memoryMb = min(limits?.memoryMb ?? configuration.defaultMemoryMb, configuration.maxMemoryMb, 1 << 16)
             let input = GuestInput(
                 requestJSON: document, grants: grants, secrets: secrets, memoryBytes: Int(memoryMb) << 20, fuel: limits?.fuel,
-                deadline: DispatchTime.now() + .milliseconds(Int(timeoutMs)), logger: logger)
+                deadline: DispatchTime.now() + .milliseconds(Int(timeoutMs)), log: logger)
             let engine = self.engine
             let settings = self.settings
             return try await pool.run { GuestRun.run(guest, engine: engine, input: input, settings: settings) }.get()
         } catch let failure as ExecuteFailure {
-            if let detail = failure.detail { logger.debug("execute failure detail", metadata: ["detail": .string(detail)]) }
+            if let detail = failure.detail { logger(.debug, "execute failure detail", ["detail": .string(detail)]) }
             return ExecuteResponse(failure: failure)
         } catch {
             return ExecuteResponse(failure: .init(.executeFailed, "internal error", detail: String(reflecting: error)))
