@@ -50,7 +50,7 @@ struct GuestHostSettings: Sendable {
     var httpClient: (any OutboundHTTPClient)?
 }
 
-/// One execution of a guest: a fresh store and instance, the request written with `alloc`, the
+/// One execution of a guest: a pooled instance or a new one, the request written with `alloc`, the
 /// handler called under a deadline, the response read back. Runs synchronously on the calling
 /// thread (an executor's own pool, never Swift's cooperative pool: a handler and its host calls
 /// block their thread).

@@ -13,7 +13,9 @@ public import WasmKit
 ///   per hash here ( ``GuestModule``), kept in memory for the most recently used
 ///   ``Configuration/moduleCapacity`` hashes; concurrent first requests share one load, and a
 ///   module that does not load is remembered as such.
-/// - Every request gets a fresh store and instance: nothing survives between requests.
+/// - Every request starts from the state instantiation left: a new instance, or a pooled one put
+///   back exactly (``InstancePool``: memory and mutable globals restored, tables and segments
+///   unchanged by construction); nothing survives between requests.
 /// - Limits: a wall-clock deadline (`limits.timeout_ms`, default 5 s; the guest is stopped at
 ///   its next loop iteration or call by draining its fuel, and waits in host calls end with it),
 ///   a memory cap (`limits.memory_mb`, default 256: `memory.grow` past it returns -1 in the
