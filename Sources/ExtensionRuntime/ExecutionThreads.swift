@@ -18,6 +18,8 @@ final class ExecutionThreads: @unchecked Sendable {
     private var threads = 0
     private var sleeping = 0
     private var spinning = 0
+    /// Sleeping threads already signalled that have not woken yet.
+    private var wakeups = 0
 
     init(maximum: Int, spin: Duration = .microseconds(100), idleTimeout: TimeInterval = 30) {
         self.maximum = max(1, maximum)
@@ -42,8 +44,9 @@ final class ExecutionThreads: @unchecked Sendable {
     private func submit(_ job: @escaping () -> Void) {
         condition.lock()
         jobs.append(job)
-        if spinning < jobs.count - head {
-            if sleeping > 0 {
+        if spinning + wakeups < jobs.count - head {
+            if sleeping > wakeups {
+                wakeups += 1
                 condition.signal()
             } else if threads < maximum {
                 threads += 1
@@ -96,6 +99,7 @@ final class ExecutionThreads: @unchecked Sendable {
             sleeping += 1
             let woke = condition.wait(until: Date(timeIntervalSinceNow: idleTimeout))
             sleeping -= 1
+            if wakeups > 0 { wakeups -= 1 }
             if !woke && !pending {
                 threads -= 1
                 condition.unlock()

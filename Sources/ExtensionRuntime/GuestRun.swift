@@ -93,8 +93,8 @@ enum GuestRun {
             }
             // Only an instance whose request completed goes back, after the watchdog has let go of it.
             control.finish()
-            if let instance, !control.timedOut { guest.pool?.give(instance) }
             current.state = nil
+            if let instance, !control.timedOut { guest.pool?.give(instance) }
             return .success(response)
         } catch let abort as HostAbort {
             return .failure(control.timedOut ? .timeout : abort.failure)

@@ -14,6 +14,8 @@ import WasmParser
 /// - its code has no instruction that changes a table or a segment (`table.set`, `table.grow`,
 ///   `table.fill`, `table.copy`, `table.init`, `elem.drop`, `memory.init`, `data.drop`), so tables
 ///   and segments are as instantiation made them.
+/// - it has no start function (which would run with the first request's host state, and its
+///   results would be in the snapshot).
 /// Anything else gets a fresh instance per request, as does every request after one that trapped,
 /// timed out or failed in any way (its instance is dropped, never reused).
 final class InstancePool: @unchecked Sendable {
@@ -55,6 +57,11 @@ final class InstancePool: @unchecked Sendable {
         do {
             while let payload = try parser.parseNext() {
                 switch payload {
+                case .startSection:
+                    // A start function runs with the first request's host state (its secrets, its
+                    // grants) and what it keeps would be in the snapshot every later request starts
+                    // from: such a module gets a new instance per request.
+                    return nil
                 case .importSection(let imports):
                     for entry in imports { if case .global = entry.descriptor { importedGlobals += 1 } }
                 case .globalSection(let globals):
@@ -193,6 +200,7 @@ final class PooledInstance: @unchecked Sendable {
         self.limiter = limiter
         self.current = current
         let size = memory.byteCount
+        guard size <= InstancePool.maxSnapshotBytes else { throw ExecuteFailure.executeFailed("the memory is too large to pool") }
         snapshot = size == 0 ? [] : memory.withUnsafeBufferPointer(offset: 0, count: size) { Array($0) }
         var globals: [(WasmKit.Global, Value)] = []
         for name in globalNames {

@@ -105,6 +105,13 @@ struct ExecutorContractTests {
         // A module that changes its tables is never pooled; one whose memory is past the snapshot
         // limit neither.
         #expect(try !GuestModule.load(try wat2wasm(Guests.tableGrower), engine: engine).isPooled)
+        // A start function would run with the first request's host state: never pooled, and it
+        // runs for every request.
+        let started = Guests.memoryCounter.replacingOccurrences(
+            of: "(func (export \"dealloc\")", with: "(start $begin) (func $begin (i32.store (i32.const 3000) (i32.const 4))) (func (export \"dealloc\")")
+        #expect(try !GuestModule.load(try wat2wasm(started), engine: engine).isPooled)
+        let startedHash = try harness.add(started)
+        for _ in 0..<3 { #expect(await harness.executor.execute(Harness.request(startedHash)).status == 205) }
         let big = Guests.echo.replacingOccurrences(of: "(memory (export \"memory\") 1)", with: "(memory (export \"memory\") 17)")
         #expect(try !GuestModule.load(try wat2wasm(big), engine: engine).isPooled)
         // After a trap, a timeout and a memory growth (instances dropped), the next answers are right.
