@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "ExtensionHost", targets: ["ExtensionHost"]),
         .library(name: "RunnerCache", targets: ["RunnerCache"]),
         .library(name: "ExtensionRuntime", targets: ["ExtensionRuntime"]),
+        .library(name: "ExtensionHTTP", targets: ["ExtensionHTTP"]),
         .library(name: "ExtBundlesTesting", targets: ["ExtBundlesTesting"]),
         .executable(name: "extctl", targets: ["extctl"]),
     ],
@@ -37,6 +38,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swiftwasm/WasmKit.git", from: "0.4.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         .target(
@@ -115,6 +118,17 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ExtensionHTTP",
+            dependencies: [
+                "BundleCore", "ExtensionHost", "ManifestV2",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -212,6 +226,16 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ExtensionHTTPTests",
+            dependencies: [
+                "ExtensionHTTP", "ExtensionHost", "BundleStore", "BundleVerify", "BundleArchive", "BundleCore", "RegistryV2", "TestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             swiftSettings: swiftSettings
         ),
