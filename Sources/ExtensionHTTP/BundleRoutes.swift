@@ -52,14 +52,15 @@ public struct ExtensionBundleRoutes: Sendable {
             declaredHash: query["declaredHash"].map(String.init), contentLength: request.headers[.contentLength])
         // Peek at the body: a request with none is Alga's `missing_body`, not a size mismatch.
         var iterator = request.body.makeAsyncIterator()
-        let first: ByteBuffer?
+        var first: ByteBuffer?
         do {
-            first = try await iterator.next()
+            // Empty chunks do not count: the body is missing only if it ends before any byte.
+            repeat { first = try await iterator.next() } while first?.readableBytes == 0
         } catch {
             return Self.error(HostError(.badRequest, status: 400, "Missing request body", why: "missing_body"), id: id, upload: true)
         }
         var body: ByteStream?
-        if let first, first.readableBytes > 0 {
+        if let first {
             let box = BodyIterator(first: first, rest: iterator)
             body = ByteStream(unfolding: { try await box.next() })
         }
