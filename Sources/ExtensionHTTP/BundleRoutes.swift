@@ -50,26 +50,50 @@ public struct ExtensionBundleRoutes: Sendable {
         let parameters = UploadRequest(
             filename: query["filename"].map(String.init), size: query["size"].map(String.init),
             declaredHash: query["declaredHash"].map(String.init), contentLength: request.headers[.contentLength])
-        // Peek at the body: a request with none is Alga's `missing_body`, not a size mismatch.
-        var iterator = request.body.makeAsyncIterator()
-        var first: ByteBuffer?
+        // Alga's order: the parameters first, then the body.
         do {
-            // Empty chunks do not count: the body is missing only if it ends before any byte.
-            repeat { first = try await iterator.next() } while first?.readableBytes == 0
-        } catch {
-            return Self.error(HostError(.badRequest, status: 400, "Missing request body", why: "missing_body"), id: id, upload: true)
-        }
-        var body: ByteStream?
-        if let first {
-            let box = BodyIterator(first: first, rest: iterator)
-            body = ByteStream(unfolding: { try await box.next() })
-        }
-        do {
-            let result = try await host.upload(parameters, body: body)
-            return Self.json(result, id: id)
+            _ = try host.validate(parameters)
         } catch {
             return Self.error(error, id: id, upload: true)
         }
+        // The handler is the body's only reader: a pump task reads it into a small bounded
+        // channel that the store consumes, and the handler waits for the pump before it answers.
+        // (A store may read its body from a task of its own, as AsyncHTTPClient does; if that
+        // task read the request body directly, it could still be reading when Hummingbird drains
+        // the rest of the body after the answer, and two readers of one body stop the process.)
+        let channel = ChunkChannel(capacity: 4)
+        let body = request.body
+        let pump = Task {
+            do {
+                for try await chunk in body where chunk.readableBytes > 0 {
+                    try await channel.send(Array(chunk.readableBytesView))
+                }
+                channel.finish()
+            } catch {
+                channel.fail(error)
+            }
+        }
+        defer { pump.cancel() }
+        // A body that ends before its first byte is Alga's `missing_body`.
+        let hasBody: Bool
+        do {
+            hasBody = try await channel.peek()
+        } catch {
+            channel.close()
+            _ = await pump.value
+            return Self.error(HostError(.badRequest, status: 400, "Missing request body", why: "missing_body"), id: id, upload: true)
+        }
+        let stream: ByteStream? = hasBody ? ByteStream(unfolding: { try await channel.receive() }) : nil
+        let response: Response
+        do {
+            response = Self.json(try await host.upload(parameters, body: stream), id: id)
+        } catch {
+            response = Self.error(error, id: id, upload: true)
+        }
+        channel.close()
+        pump.cancel()
+        _ = await pump.value
+        return response
     }
 
     func finalize(_ request: Request) async -> Response {
@@ -112,7 +136,7 @@ public struct ExtensionBundleRoutes: Sendable {
         }
         // In Alga's insecure mode any key passes, so the actor is Alga's: the first
         // x-forwarded-for, else x-real-ip, else "unknown".
-        let who = keys.allowInsecure ? Self.forwardedActor(request.headers) : actor
+        let who = keys.allowInsecure ? APIKeyPolicy.fingerprint(Self.forwardedActor(request.headers)) : actor
         guard await rateLimiter.allow(route: route, actor: who) else {
             return Self.plain(429, ["error": "Too Many Requests", "code": "RATE_LIMIT"], id: id, why: upload ? "rate_limited" : nil)
         }
@@ -177,35 +201,126 @@ enum RequestID {
     static let header = HTTPField.Name("x-request-id")!
 
     static func make() -> String {
-        let milliseconds = UInt64(Date().timeIntervalSince1970 * 1000)
+        let milliseconds = UInt64(max(0, Date().timeIntervalSince1970 * 1000))
         let alphabet = Array("0123456789abcdefghijklmnopqrstuvwxyz")
         let random = String((0..<6).map { _ in alphabet[Int.random(in: 0..<36)] })
         return String(milliseconds, radix: 36) + "-" + random
     }
 }
 
-/// A request body as a ``BundleCore/ByteStream``, starting with a chunk already read.
-final class BodyIterator: @unchecked Sendable {
-    private var first: ByteBuffer?
-    private var rest: RequestBody.AsyncIterator
-    private let lock = NSLock()
+/// A bounded hand-off of body chunks from one sender to one receiver: the sender waits while
+/// ``capacity`` chunks are waiting, so a slow store slows the client down instead of the body
+/// piling up in memory. ``close()`` ends it from the receiving side (a late receive or send then
+/// throws); a second concurrent receiver is refused with an error, never a crash.
+final class ChunkChannel: @unchecked Sendable {
+    struct Closed: Error {}
+    struct ConcurrentReceive: Error {}
 
-    init(first: ByteBuffer, rest: RequestBody.AsyncIterator) {
-        self.first = first
-        self.rest = rest
+    private let lock = NSLock()
+    private let capacity: Int
+    private var buffer: [[UInt8]] = []
+    private var finished = false
+    private var failure: (any Error)?
+    private var closed = false
+    private var receiver: CheckedContinuation<[UInt8]?, any Error>?
+    private var sender: (chunk: [UInt8], continuation: CheckedContinuation<Void, any Error>)?
+
+    init(capacity: Int) { self.capacity = max(1, capacity) }
+
+    /// Sends a chunk, waiting while the buffer is full.
+    func send(_ chunk: [UInt8]) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            lock.lock()
+            if closed {
+                lock.unlock()
+                continuation.resume(throwing: Closed())
+            } else if let receiver {
+                self.receiver = nil
+                lock.unlock()
+                receiver.resume(returning: chunk)
+                continuation.resume()
+            } else if buffer.count < capacity {
+                buffer.append(chunk)
+                lock.unlock()
+                continuation.resume()
+            } else {
+                sender = (chunk, continuation)
+                lock.unlock()
+            }
+        }
     }
 
-    func next() async throws -> [UInt8]? {
-        if let chunk = lock.withLock({ () -> ByteBuffer? in
-            defer { first = nil }
-            return first
-        }) {
-            return Array(chunk.readableBytesView)
+    /// The body ended.
+    func finish() { end(nil) }
+
+    /// The body failed (the client went away).
+    func fail(_ error: any Error) { end(error) }
+
+    private func end(_ error: (any Error)?) {
+        lock.lock()
+        finished = true
+        failure = error
+        let waiting = receiver
+        receiver = nil
+        lock.unlock()
+        if let waiting {
+            if let error { waiting.resume(throwing: error) } else { waiting.resume(returning: nil) }
         }
-        // A stream is read by one task at a time; the iterator is only touched here.
-        var iterator = rest
-        let chunk = try await iterator.next()
-        rest = iterator
-        return chunk.map { Array($0.readableBytesView) }
+    }
+
+    /// Ends the channel from the receiving side: waiting and later calls throw.
+    func close() {
+        lock.lock()
+        closed = true
+        let waitingSender = sender
+        sender = nil
+        let waitingReceiver = receiver
+        receiver = nil
+        lock.unlock()
+        waitingSender?.continuation.resume(throwing: Closed())
+        waitingReceiver?.resume(throwing: Closed())
+    }
+
+    /// Whether the body has a first byte (waits for it or for the end).
+    func peek() async throws -> Bool {
+        guard let chunk = try await receive() else { return false }
+        lock.withLock { buffer.insert(chunk, at: 0) }
+        return true
+    }
+
+    /// The next chunk, or nil at the end.
+    func receive() async throws -> [UInt8]? {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[UInt8]?, any Error>) in
+            lock.lock()
+            if closed {
+                lock.unlock()
+                continuation.resume(throwing: Closed())
+            } else if !buffer.isEmpty {
+                let chunk = buffer.removeFirst()
+                let waiting = sender
+                if let waiting {
+                    buffer.append(waiting.chunk)
+                    sender = nil
+                }
+                lock.unlock()
+                waiting?.continuation.resume()
+                continuation.resume(returning: chunk)
+            } else if let waiting = sender {
+                sender = nil
+                lock.unlock()
+                waiting.continuation.resume()
+                continuation.resume(returning: waiting.chunk)
+            } else if finished {
+                let error = failure
+                lock.unlock()
+                if let error { continuation.resume(throwing: error) } else { continuation.resume(returning: nil) }
+            } else if receiver != nil {
+                lock.unlock()
+                continuation.resume(throwing: ConcurrentReceive())
+            } else {
+                receiver = continuation
+                lock.unlock()
+            }
+        }
     }
 }

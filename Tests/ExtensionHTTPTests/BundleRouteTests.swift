@@ -46,6 +46,12 @@ struct RouteFixture: Sendable {
     }
 }
 
+/// Runs a command on a thread of its own (never on the cooperative pool, which the server under
+/// test needs: two tests blocking both of a 2-core machine's cooperative threads would stall it).
+func command(_ arguments: [String]) async throws -> ProcessResult {
+    try await BlockingIO.shared.run { try TestSupport.run(arguments) }
+}
+
 /// A packed bundle.
 func makeBundle(version: String = "1.0.0", seed: UInt64 = 1) throws -> [UInt8] {
     let scratch = try TestSupport.makeTemporaryDirectory("http-bundle")
@@ -311,7 +317,7 @@ struct LiveBundleRouteTests {
         try await fixture.app.test(.live) { client in
             let port = try #require(client.port)
             let base = "http://127.0.0.1:\(port)/api/ext-bundles/upload-proxy?filename=big.bin&size=\(24 << 20)"
-            let full = try TestSupport.run([
+            let full = try await command([
                 "curl", "-sS", "-X", "POST", "-H", "x-api-key: \(RouteFixture.adminKey)", "-H", "content-type: application/octet-stream",
                 "--data-binary", "@" + file, base + "&declaredHash=\(hash.hex)",
             ])
@@ -320,7 +326,7 @@ struct LiveBundleRouteTests {
             #expect((body["upload"] as? [String: Any])?["strategy"] as? String == "staging")
             #expect(try await fixture.stagingKeys().count == 1)
             // A client that goes away half way: curl sends slowly and gives up after a second.
-            let cut = try TestSupport.run([
+            let cut = try await command([
                 "curl", "-sS", "--max-time", "1", "--limit-rate", "2M", "-X", "POST", "-H", "x-api-key: \(RouteFixture.adminKey)",
                 "--data-binary", "@" + file, base,
             ])
@@ -328,6 +334,50 @@ struct LiveBundleRouteTests {
             // Give the server time to notice; the cut upload must never become an object.
             try await Task.sleep(for: .milliseconds(500))
             #expect(try await fixture.stagingKeys().count == 1)
+        }
+    }
+}
+
+/// A store whose writes read their body from a task of their own and fail at once, as an S3
+/// client whose PUT is refused early does.
+final class EarlyFailingStore: ObjectStore, @unchecked Sendable {
+    let base = InMemoryObjectStore()
+    func head(_ key: String) async throws -> ObjectInfo? { try await base.head(key) }
+    func get(_ key: String, range: ByteRange?) async throws -> ObjectBody { try await base.get(key, range: range) }
+    func put(_ key: String, body: ByteStream, length: Int64?, condition: WriteCondition) async throws -> ObjectInfo {
+        Task {
+            for try await _ in body {}
+        }
+        throw StoreError(code: .storeBackend, reason: "refused early", key: key)
+    }
+    func copy(from source: String, to destination: String, condition: WriteCondition, sourceETag: String?) async throws -> ObjectInfo {
+        try await base.copy(from: source, to: destination, condition: condition, sourceETag: sourceETag)
+    }
+    func delete(_ key: String) async throws { try await base.delete(key) }
+    func list(prefix: String, continuation: String?, limit: Int) async throws -> ObjectListing {
+        try await base.list(prefix: prefix, continuation: continuation, limit: limit)
+    }
+}
+
+@Suite("Bundle routes when the store gives up early")
+struct EarlyStoreFailureTests {
+    @Test func aStoreThatFailsWhileStillReadingNeverSharesTheBody() async throws {
+        let host = ExtensionHost(store: try BundleStore(objects: EarlyFailingStore()), registry: InMemoryRegistryBackend())
+        let router = Router()
+        ExtensionBundleRoutes(host: host, keys: APIKeyPolicy(adminKeys: [RouteFixture.adminKey])).register(on: router)
+        let app = Application(router: router)
+        let folder = try TestSupport.makeTemporaryDirectory("early")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try Data(TestSupport.randomBytes(8 << 20, seed: 3)).write(to: URL(fileURLWithPath: folder + "/b"))
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            for _ in 0..<3 {
+                let result = try await command([
+                    "curl", "-sS", "-X", "POST", "-H", "x-api-key: \(RouteFixture.adminKey)", "--data-binary", "@" + folder + "/b",
+                    "http://127.0.0.1:\(port)/api/ext-bundles/upload-proxy?filename=b&size=\(8 << 20)",
+                ])
+                #expect(result.stdout.contains("S3_PUT_FAILED"), "\(result.stdout) \(result.stderr)")
+            }
         }
     }
 }
