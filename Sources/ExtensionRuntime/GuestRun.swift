@@ -104,7 +104,7 @@ enum GuestRun {
             if control.timedOut { return .failure(.timeout) }
             let text = String(describing: error)
             if text.hasPrefix("Trap: out of fuel") { return .failure(.outOfFuel) }
-            if text.contains("initial memory size exceeds the resource limit") {
+            if text.contains(initialMemoryTooLarge) {
                 return .failure(.executeFailed("the module's initial memory is larger than memory_mb", detail: text))
             }
             if text.hasPrefix("Trap: ") {
@@ -114,6 +114,9 @@ enum GuestRun {
             return .failure(.executeFailed(Text.short(text), detail: String(reflecting: error)))
         }
     }
+
+    /// WasmKit's words for an initial memory past the limiter's cap.
+    static let initialMemoryTooLarge = "initial memory size exceeds the resource limit"
 
     private struct Fresh {
         var instance: Instance
@@ -130,12 +133,11 @@ enum GuestRun {
         let instance: Instance
         do {
             instance = try guest.module.instantiate(store: store, imports: imports)
-        } catch let error where !(error is GuestRun.HostAbort) && !String(describing: error).hasPrefix("Trap: ") {
-            let text = String(describing: error)
-            if text.contains("initial memory size exceeds the resource limit") {
-                throw ExecuteFailure.executeFailed("the module's initial memory is larger than memory_mb", detail: text)
-            }
-            throw ExecuteFailure.executeFailed("instantiate: \(Text.short(text))", detail: String(reflecting: error))
+        } catch let error where !(error is GuestRun.HostAbort) && !String(describing: error).hasPrefix("Trap: ")
+            && !String(describing: error).contains(initialMemoryTooLarge)
+        {
+            // Traps and a memory past the cap are named by `run`'s own mapping.
+            throw ExecuteFailure.executeFailed("instantiate: \(Text.short(String(describing: error)))", detail: String(reflecting: error))
         }
         guard let memory = instance.exports[memory: "memory"], let alloc = instance.exports[function: "alloc"],
             let handler = instance.exports[function: "handler"]
